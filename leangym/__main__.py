@@ -1,0 +1,3 @@
+from leangym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The `leangym` command. Each sub-package adds its own subcommands from its `cli.py`.
+
+leangym setup | doctor | check        (leangym.lean.cli)
+leangym verify                        (leangym.rewards.cli)
+leangym eval | train                  (leangym.agents.cli)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import leangym
+
+# Sub-packages whose `cli.register(subparsers)` adds subcommands, in help order.
+_PROVIDERS = ("leangym.lean", "leangym.rewards", "leangym.envs", "leangym.agents")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leangym",
+        description="Reinforcement learning for formal proof in Lean 4: the Lean kernel's verdict is the reward.",
+    )
+    parser.add_argument("--version", action="version", version=f"leangym {leangym.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for package in _PROVIDERS:
+        try:
+            module = importlib.import_module(f"{package}.cli")
+        except ModuleNotFoundError as e:
+            if e.name != f"{package}.cli":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
