@@ -39,7 +39,7 @@ _GLOBAL_UNLESS_LOCAL = {
 _ALWAYS_GLOBAL = {
     "declare_syntax_cat", "initialize", "builtin_initialize", "export", "deriving",
     "register_simp_attr", "register_option", "unif_hint", "run_cmd", "run_tac", "run_elab",
-    "run_meta", "by_elab", "_root_", "module", "prelude", "grind_pattern", "register_tactic_tag",
+    "run_meta", "by_elab", "module", "prelude", "grind_pattern", "register_tactic_tag",
 }  # fmt: skip
 _SCOPE_OPENERS = {"section", "namespace", "mutual"}
 _DECL_KEYWORDS = {

@@ -86,8 +86,8 @@ class EmbeddedLauncher:
     warm_start: bool = True  # runner.js holds Lean at its first read of the input
     reliable_progress: bool = True  # the glue writes stdout line by line
 
-    def command(self, input_file: Path) -> tuple[list[str], dict[str, str]]:
-        argv = [str(self.node), str(self.runner), "--json", str(input_file)]
+    def command(self, input_file: Path, options: list[str]) -> tuple[list[str], dict[str, str]]:
+        argv = [str(self.node), str(self.runner), "--json", *options, str(input_file)]
         env = {**os.environ, "LEAN_PATH": str(self.library), "LEAN_JS": str(self.glue)}
         return argv, env
 

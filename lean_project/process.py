@@ -3,14 +3,17 @@
 * Each process gets a private folder under /tmp (mode 0700) for its input and output.
 * It runs in its own process group, and on Linux the kernel kills it if the Python
   process that started it dies (PR_SET_PDEATHSIG), so a crash or Ctrl-C leaves no orphans.
+  The kernel sends that signal when the *thread* that forked the child ends, so every Lean
+  process (file runs, spares, REPLs) is started from one long-lived thread (`popen_owned`).
 * Output goes to files, not pipes: nothing blocks if nobody reads, and no reader thread
   is needed. `poll()` reads what was appended since the last call.
 * Memory is watched by summing the resident set of the process group; past the cap the
   group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large
   virtual address ranges up front.)
-* `MachineSlots` caps the Lean processes checking at once on the whole machine (default:
-  one per core), across every runtime and Python process: async vector envs or parallel
-  test runs queue for a slot instead of thrashing the cores and memory.
+* `MachineSlots` caps Lean processes on the whole machine, across every runtime and Python
+  process: those checking at once (default one per core; others queue) and warm spares
+  (default half the cores; beyond that no spare is started), so async vector envs or
+  parallel test runs neither thrash the cores nor exhaust memory.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from leangym.lean.batch import parse_line
 
@@ -37,6 +43,24 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def popen_owned(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+    """`subprocess.Popen` in a new process group that dies with this Python process.
+
+    Started from one long-lived thread: a child started from a short-lived thread (a pool
+    worker, a request handler) would be killed when that thread ends.
+    """
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leangym-spawner")
+    preexec = _die_with_parent if sys.platform == "linux" else None
+    return _SPAWNER.submit(subprocess.Popen, argv, start_new_session=True, preexec_fn=preexec, **kwargs).result()
+
+
 def private_dir(prefix: str = "leangym-") -> Path:
     """A fresh folder under /tmp that only this user can read (the embedded glue sees only /tmp)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -45,22 +69,35 @@ def private_dir(prefix: str = "leangym-") -> Path:
 class MachineSlots:
     """At most `n` holders machine-wide, through `flock` on n files (freed if a holder dies)."""
 
-    def __init__(self, n: int | None = None):
-        self.n = n or int(os.environ.get("LEANGYM_MAX_PROCS", 0)) or os.cpu_count() or 1
+    def __init__(self, kind: str, n: int):
+        self.n = n
         self.dir = Path("/tmp") / f"leangym-slots-{os.getuid()}"
         self.dir.mkdir(mode=0o700, exist_ok=True)
+        self.kind = kind
 
-    def acquire(self) -> int:
-        """Block until a slot is free; returns the descriptor that holds it."""
+    def acquire(self, *, block: bool = True) -> int | None:
+        """A descriptor holding a free slot; waits for one, or returns None if `block` is False."""
         while True:
             for i in range(self.n):
-                fd = os.open(self.dir / f"slot{i}", os.O_CREAT | os.O_RDWR, 0o600)
+                fd = os.open(self.dir / f"{self.kind}{i}", os.O_CREAT | os.O_RDWR, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return fd
                 except BlockingIOError:
                     os.close(fd)
+            if not block:
+                return None
             time.sleep(0.1)
+
+
+def run_slots() -> MachineSlots:
+    """Lean processes checking at once on this machine: `LEANGYM_MAX_PROCS`, default one per core."""
+    return MachineSlots("run", int(os.environ.get("LEANGYM_MAX_PROCS", 0)) or os.cpu_count() or 1)
+
+
+def spare_slots() -> MachineSlots:
+    """Warm spares kept on this machine (each holds ~3.4 GB): `LEANGYM_MAX_SPARES`, default cores/2."""
+    return MachineSlots("spare", int(os.environ.get("LEANGYM_MAX_SPARES", 0)) or max(1, (os.cpu_count() or 1) // 2))
 
 
 class LeanProcess:
@@ -72,19 +109,10 @@ class LeanProcess:
         self.started = time.monotonic()
         self.fed_at: float | None = None  # when the input was handed over
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self._proc = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            self._proc = popen_owned(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         self._offset = 0
         self._partial = b""
-        self.slot: int | None = None  # a MachineSlots descriptor, held while checking
+        self.slots: list[int] = []  # MachineSlots descriptors this process holds
 
     @property
     def pid(self) -> int:
@@ -107,6 +135,11 @@ class LeanProcess:
         *lines, self._partial = data.split(b"\n")
         found = (parse_line(line.decode("utf-8", "replace")) for line in lines)
         return [m for m in found if m is not None]
+
+    @property
+    def waiting(self) -> bool:
+        """A warm spare: started, initialised, and blocked until its input arrives."""
+        return self.fed_at is None and Path(f"{self.input_file}.waiting").exists()
 
     def returncode(self) -> int | None:
         return self._proc.poll()
@@ -147,7 +180,10 @@ class LeanProcess:
 
     def cleanup(self) -> None:
         self.kill()
-        if self.slot is not None:
-            os.close(self.slot)
-            self.slot = None
+        self.release_slots()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def release_slots(self) -> None:
+        for fd in self.slots:
+            os.close(fd)
+        self.slots = []

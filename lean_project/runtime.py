@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import threading
 import time
 import weakref
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from leangym.lean.batch import Assembled, Attribution, Prepared, assemble, attribute, plan, prepare
-from leangym.lean.process import LeanProcess, MachineSlots, private_dir
+from leangym.lean.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean.types import InfraError, SourceResult
 
 
@@ -74,7 +75,7 @@ class Launcher(Protocol):
     warm_start: bool  # may the process start before its input file exists?
     reliable_progress: bool  # does Lean's output reach the file line by line?
 
-    def command(self, input_file: Path) -> tuple[list[str], dict[str, str]]: ...
+    def command(self, input_file: Path, options: list[str]) -> tuple[list[str], dict[str, str]]: ...
 
     def can_import(self, module: str) -> bool: ...
 
@@ -105,6 +106,7 @@ class FileRuntime(LeanRuntime):
         memory_mb: int = 8192,
         warm: int = 1,
         max_batch: int = 256,
+        lean_options: Sequence[str] | None = None,
     ):
         self.launcher = launcher
         self.name = launcher.name
@@ -114,8 +116,11 @@ class FileRuntime(LeanRuntime):
         self.memory_mb = memory_mb
         self.warm = warm if launcher.warm_start else 0
         self.max_batch = max_batch
+        # Lean stops a file after 100 errors by default (`maxErrors`), which would cut a batch
+        # short; the option is read from the command line only.
+        self.lean_options = ["-DmaxErrors=0", *(lean_options or [])]
         self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
-        self._slots = MachineSlots()
+        self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -153,6 +158,10 @@ class FileRuntime(LeanRuntime):
         with self._lock:
             self._top_up_spares(busy=0)
 
+    def warm_spares(self) -> int:
+        """How many started Lean processes are ready and waiting for a batch."""
+        return sum(proc.waiting for proc in self._spares)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -167,7 +176,9 @@ class FileRuntime(LeanRuntime):
         try:
             while queue or runs:
                 while queue and len(runs) < self.max_procs:
-                    runs.append(self._start(queue.popleft()))
+                    run = self._start(queue.popleft(), results)
+                    if run is not None:
+                        runs.append(run)
                 for run in list(runs):
                     retry = self._watch(run, results, limit)
                     if retry is not None:
@@ -180,27 +191,40 @@ class FileRuntime(LeanRuntime):
             for run in runs:  # interrupted (Ctrl-C) or failed: leave no process behind
                 run.proc.cleanup()
 
-    def _start(self, batch: list[Prepared]) -> _Run:
+    def _start(self, batch: list[Prepared], results: dict[int, SourceResult]) -> _Run | None:
+        """Hand `batch` to a Lean process; if none can be started, record why and return None."""
         asm = assemble(batch)
-        slot = self._slots.acquire()  # may wait for other runtimes on this machine
-        proc = self._take_spare()
-        if proc is None:
-            proc = self._spawn(asm.text)
-        else:
-            proc.feed(asm.text)
-        proc.slot = slot
+        slot = self._run_slots.acquire()  # may wait for other runtimes on this machine
+        try:
+            proc = self._take_spare()
+            if proc is None:
+                proc = self._spawn(asm.text)
+            else:
+                proc.release_slots()  # no longer a spare
+                proc.feed(asm.text)
+        except OSError as e:
+            os.close(slot)
+            for p in batch:
+                results[p.index] = SourceResult("error", error=InfraError("startup", f"cannot start Lean: {e}"))
+            return None
+        proc.slots.append(slot)
         self.runs_started += 1
         return _Run(batch, asm, proc, last_progress=time.monotonic())
 
     def _spawn(self, text: str | None) -> LeanProcess:
+        """A new Lean process; with `text` None it is a spare, waiting for its input."""
         workdir = private_dir()
         input_file = workdir / "batch.lean"
-        argv, env = self.launcher.command(input_file)
-        if text is None:
-            return LeanProcess(argv, env, workdir, input_file)
-        input_file.write_text(text, encoding="utf-8")
-        proc = LeanProcess(argv, env, workdir, input_file)
-        proc.fed_at = proc.started
+        argv, env = self.launcher.command(input_file, self.lean_options)
+        try:
+            if text is not None:
+                input_file.write_text(text, encoding="utf-8")
+            proc = LeanProcess(argv, env, workdir, input_file)
+        except OSError:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        if text is not None:
+            proc.fed_at = proc.started
         return proc
 
     def _take_spare(self) -> LeanProcess | None:
@@ -213,7 +237,16 @@ class FileRuntime(LeanRuntime):
 
     def _top_up_spares(self, busy: int) -> None:
         while self.warm and len(self._spares) < self.warm and busy + len(self._spares) < self.max_procs:
-            self._spares.append(self._spawn(None))
+            slot = self._spare_slots.acquire(block=False)
+            if slot is None:
+                return  # enough spares on this machine already
+            try:
+                spare = self._spawn(None)
+            except OSError:
+                os.close(slot)
+                return  # the next check reports the cause when it starts Lean itself
+            spare.slots.append(slot)
+            self._spares.append(spare)
 
     # -- watching one run -------------------------------------------------------------
 
@@ -254,6 +287,7 @@ class FileRuntime(LeanRuntime):
         left = [p for p in run.batch if p.index not in results]
         if not left:
             return []
+        exited_by_itself = failure is None
         if failure is None:
             code = proc.returncode()
             failure = InfraError("crash", f"Lean exited with status {code} mid-batch\n{proc.stderr_tail()}".strip())
@@ -267,9 +301,10 @@ class FileRuntime(LeanRuntime):
             return []
         suspect, rest = left[0], left[1:]
         suspect_msgs = attr.messages.get(suspect.index, [])
-        if failure.kind == "crash" and any(m.is_error for m in suspect_msgs):
-            # Lean stopped by itself after rejecting the suspect (say, an unterminated
-            # comment swallowed the markers after it): a verdict, not a crash.
+        if exited_by_itself and (proc.returncode() == 0 or any(m.is_error for m in suspect_msgs)):
+            # Lean stopped by itself on the suspect and its exit status agrees with its
+            # messages (say, `#exit`, or an unterminated comment that swallowed the markers
+            # after it): a verdict, not a crash. The rest are checked again.
             results[suspect.index] = SourceResult("ok", attr.shared + suspect_msgs, seconds=share)
             return [rest] if rest else []
         if len(run.batch) == 1 or self.launcher.reliable_progress:

@@ -9,7 +9,8 @@
 // arrives, and Lean goes on at once. Reading stdin instead is not an option: the glue
 // reads fd 0 in non-blocking mode and dies on an empty pipe.
 //
-// A spare that is never used exits by itself after LEANGYM_SPARE_TTL seconds (default 3600).
+// While it waits, INPUT.waiting exists (the spare is warm). A spare that is never used
+// exits by itself after LEANGYM_SPARE_TTL seconds (default 3600).
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -22,6 +23,7 @@ let arrived = false;
 function waitForInput(p) {
   if (arrived || path.resolve(String(p)) !== input) return;
   const deadline = Date.now() + ttlMs;
+  if (!fs.existsSync(input)) fs.writeFileSync(input + ".waiting", ""); // tells the caller: warm
   while (!fs.existsSync(input)) {
     if (Date.now() > deadline) process.exit(3);
     Atomics.wait(nap, 0, 0, 10); // sleep 10 ms without spinning

@@ -1,0 +1,299 @@
+"""A pool of Lean REPL workers: N processes, jobs spread over them, failures contained.
+
+Each `ReplWorker` owns one REPL process and remembers the headers it elaborated (`import
+Mathlib` costs seconds; a proof checked on top of it, milliseconds). `ReplPool.map` runs a
+list of jobs on all workers at once, each worker taking the next job when it is free:
+
+* a worker whose REPL crashes, stops answering within the job's time limit, or passes its
+  memory cap is killed and restarted (losing its headers), and the job goes back in the queue
+  (`retries` times, default once); after that the job's failure is reported, never a verdict;
+* between jobs a worker is recycled when its REPL has answered `max_requests` requests or
+  holds more than `memory_mb` of private memory (the REPL keeps every environment it made);
+* if REPLs keep dying before answering anything (a broken build), the remaining jobs fail at
+  once with the reason instead of restarting processes for each of them;
+* each running job holds one machine-wide Lean slot (`process.run_slots`), as every
+  Lean process of this project does, when `machine_slots` is on.
+
+Tactic sessions need the one worker that holds their proof states: `ReplPool.call(i, run)`
+runs there, with the same restart-and-retry rule (see `repl_tactics.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from leangym.lean.process import run_slots
+from leangym.lean.repl import CommandResponse, LeanError, ReplFailure, ReplProcess
+from leangym.lean.types import InfraError
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ReplCommand:
+    """How to start one REPL: the `repl` binary with a Lake project's paths, or a test double."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+
+
+class ReplWorker:
+    """One REPL process (started on first use, restarted after a failure) and its elaborated headers."""
+
+    def __init__(self, index: int, command: ReplCommand, memory_mb: float | None, max_requests: int):
+        self.index = index
+        self.command = command
+        self.memory_mb = memory_mb
+        self.max_requests = max_requests
+        self.lock = threading.Lock()  # held by whoever is talking to the process
+        self.generation = 0  # +1 at every (re)start: proof state ids of older generations are gone
+        self.headers: dict[str, CommandResponse] = {}  # header text -> the answer holding its env id
+        self.header_elaborations = 0  # headers this worker elaborated (benchmarks and tests read it)
+        self._process: ReplProcess | None = None
+
+    @property
+    def process(self) -> ReplProcess:
+        """The live process, started if there is none."""
+        if self._process is None or not self._process.alive():
+            self.stop()
+            self._process = ReplProcess(
+                self.command.argv, env=self.command.env, cwd=self.command.cwd, memory_mb=self.memory_mb
+            )
+            self.generation += 1
+        return self._process
+
+    @property
+    def answered(self) -> int:
+        """Requests the current process answered (0: fresh, or not started)."""
+        return self._process.requests if self._process is not None else 0
+
+    def header(self, text: str, timeout: float) -> CommandResponse | LeanError:
+        """The environment of `text` (imports and leading commands), elaborated once per process."""
+        known = self.headers.get(text)
+        if known is not None and self._process is not None and self._process.alive():
+            return known
+        answer = self.process.command(text, timeout=timeout)
+        self.header_elaborations += 1
+        if isinstance(answer, CommandResponse):
+            self.headers[text] = answer
+        return answer
+
+    def recycle_if_due(self) -> None:
+        """Restart between jobs when the process answered too many requests or grew too big."""
+        proc = self._process
+        if proc is None:
+            return
+        if proc.requests >= self.max_requests or (self.memory_mb is not None and proc.rss_mb() > self.memory_mb):
+            self.stop()
+
+    def kill(self) -> None:
+        """Kill the process now, from any thread (whoever is talking to it gets a `ReplFailure`)."""
+        if self._process is not None:
+            self._process.kill()
+
+    def stop(self) -> None:
+        """End the process (if any); the next use starts a fresh one."""
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+        self.headers.clear()
+
+
+@dataclass
+class _Item(Generic[J]):
+    index: int
+    job: J
+    attempts: int = 0
+
+
+@dataclass
+class _Breaker:
+    """Counts REPLs that died before answering anything, with no answer in between."""
+
+    limit: int
+    count: int = 0
+    last: InfraError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, worker: ReplWorker, error: InfraError | None) -> None:
+        with self.lock:
+            if error is None:
+                self.count = 0
+            elif worker.answered == 0 and error.kind in ("crash", "startup", "protocol"):
+                self.count += 1
+                self.last = error
+
+    def tripped(self) -> InfraError | None:
+        with self.lock:
+            if self.count < self.limit or self.last is None:
+                return None
+            return InfraError("startup", f"the REPL fails before answering anything: {self.last.detail}")
+
+
+class ReplPool:
+    """N REPL workers; see the module docstring. Use as a context manager or call `close()`."""
+
+    def __init__(
+        self,
+        command: ReplCommand,
+        *,
+        workers: int = 1,
+        memory_mb: float | None = 8192,
+        max_requests: int = 1000,
+        retries: int = 1,
+        machine_slots: bool = True,
+    ):
+        self.command = command
+        self.retries = retries
+        self.workers = [ReplWorker(i, command, memory_mb, max_requests) for i in range(max(1, workers))]
+        self._slots = run_slots() if machine_slots else None
+        self._breaker = _Breaker(limit=3 * len(self.workers))
+        self.restarts = 0  # workers restarted after a failure (tests and benchmarks read it)
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this REPL pool is closed")
+
+    def map(
+        self,
+        jobs: Sequence[J],
+        run: Callable[[ReplWorker, J], R],
+        fail: Callable[[J, InfraError], R],
+    ) -> list[R]:
+        """`run(worker, job)` for every job, on all workers at once; `fail(job, why)` for jobs that could not run."""
+        self._check_open()
+        if not jobs:
+            return []
+        queue: deque[_Item[J]] = deque(_Item(i, job) for i, job in enumerate(jobs))
+        results: dict[int, R] = {}
+        lock = threading.Lock()
+
+        interrupted = threading.Event()
+
+        def next_item() -> _Item[J] | None:
+            with lock:
+                return queue.popleft() if queue and not (interrupted.is_set() or self._closed) else None
+
+        crashed: list[BaseException] = []  # a bug in `run` is re-raised in the caller's thread
+
+        def drive(worker: ReplWorker) -> None:
+            try:
+                drive_on(worker)
+            except BaseException as e:
+                crashed.append(e)
+
+        def drive_on(worker: ReplWorker) -> None:
+            while (item := next_item()) is not None:
+                broken = self._breaker.tripped()
+                if broken is not None:
+                    results[item.index] = fail(item.job, broken)
+                    continue
+                outcome = self._attempt(worker, item, run)
+                if isinstance(outcome, InfraError):
+                    item.attempts += 1
+                    if item.attempts <= self.retries:
+                        with lock:
+                            queue.append(item)
+                    else:
+                        results[item.index] = fail(item.job, outcome)
+                else:
+                    results[item.index] = outcome
+
+        threads = [
+            threading.Thread(target=drive, args=(w,), daemon=True, name=f"repl-worker-{w.index}")
+            for w in self.workers[: max(1, min(len(self.workers), len(jobs)))]
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.2)  # a short join keeps Ctrl-C working
+        except BaseException:  # Ctrl-C: no new job starts, and the running ones lose their REPLs
+            interrupted.set()
+            for w in self.workers:
+                w.kill()
+            raise
+        if crashed:
+            raise crashed[0]
+        return [results[i] for i in range(len(jobs))]
+
+    def _attempt(self, worker: ReplWorker, item: _Item[J], run: Callable[[ReplWorker, J], R]) -> R | InfraError:
+        slot = self._slots.acquire() if self._slots else None
+        try:
+            with worker.lock:
+                try:
+                    result = run(worker, item.job)
+                except ReplFailure as failure:
+                    self._breaker.record(worker, failure.error)
+                    worker.stop()
+                    self.restarts += 1
+                    return failure.error
+                self._breaker.record(worker, None)
+                worker.recycle_if_due()
+                return result
+        finally:
+            if slot is not None:
+                os.close(slot)
+
+    def call(self, index: int, run: Callable[[ReplWorker], R]) -> R | InfraError:
+        """`run(worker)` on worker `index` (whose process holds the caller's proof states), retried like a job."""
+        self._check_open()
+        worker = self.worker(index)
+        item: _Item[None] = _Item(index, None)
+        while True:
+            outcome = self._attempt(worker, item, lambda w, _: run(w))
+            if not isinstance(outcome, InfraError) or item.attempts >= self.retries:
+                return outcome
+            item.attempts += 1
+
+    def on_every_worker(self, run: Callable[[ReplWorker], object]) -> None:
+        """`run(worker)` once on each worker, all at once (e.g. elaborate a header everywhere); failures ignored."""
+
+        def one(worker: ReplWorker) -> None:
+            self._attempt(worker, _Item(worker.index, None), lambda w, _: run(w))
+
+        threads = [threading.Thread(target=one, args=(w,), daemon=True) for w in self.workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def worker(self, index: int) -> ReplWorker:
+        return self.workers[index % len(self.workers)]
+
+    @property
+    def header_elaborations(self) -> int:
+        return sum(w.header_elaborations for w in self.workers)
+
+    def close(self) -> None:
+        """Stop every REPL: end of input, a short grace, then SIGKILL. Safe to call twice."""
+        self._closed = True
+        self._stop_all()
+
+    def _stop_all(self) -> None:
+        deadline = time.monotonic() + 5
+        for w in self.workers:
+            if w.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    w.stop()
+                finally:
+                    w.lock.release()
+            else:  # a thread is stuck talking to it: kill the process under it
+                w.kill()
+
+    def __enter__(self) -> ReplPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,484 @@
+"""A client for the Lean REPL (leanprover-community/repl): typed requests and answers, one process.
+
+The REPL reads JSON requests on stdin and answers each on stdout:
+
+* a request is one JSON object followed by a blank line (the REPL reads lines up to a blank
+  one and joins them, dropping raw line breaks, so a request is sent as a single line);
+* an answer is one JSON object, pretty-printed over several lines, followed by a blank line;
+* `{"cmd": text}` elaborates `text` in a fresh environment (the only place `import` may
+  appear) and answers with a new environment id; `{"cmd": text, "env": n}` elaborates it on
+  top of environment `n`, which is left unchanged, so one `import Mathlib` serves any number
+  of later commands (`env` reuse);
+* every `sorry` of a command gets a proof state id; `{"tactic": t, "proofState": n}` runs a
+  tactic there and answers with a new proof state, its goals and a `proofStatus`;
+* `{"message": …}` is the REPL refusing a request (an unknown id, a tactic Lean could not
+  run): an answer about the request, not a failure of the process.
+
+`ReplProcess` runs one REPL. Its calls return an answer dataclass or `LeanError`, and raise
+`ReplFailure` (holding an `InfraError`) when the process itself failed: it died, stopped
+answering within the time limit, outgrew its memory cap, or printed something that is not a
+REPL answer. After a `ReplFailure` the process is dead; start a new one (`pool.ReplPool`
+does, and retries).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leangym.lean.process import popen_owned, private_dir
+from leangym.lean.types import InfraError, Message, Position
+
+_SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
+SORRY_WARNING = "declaration uses `sorry`"
+_MEMORY_POLL_S = 0.5
+
+
+class ReplFailure(Exception):
+    """The REPL process failed (crash, timeout, memory, unreadable answer): no answer exists."""
+
+    def __init__(self, error: InfraError):
+        super().__init__(str(error))
+        self.error = error
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeanError:
+    """The REPL refused a request: `Unknown environment.`, or `Lean error: …` for a tactic that did not run."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Sorry:
+    """A `sorry` Lean met, with the proof state that starts there (None for a term without one)."""
+
+    goal: str
+    proof_state: int | None
+    pos: Position | None = None
+    end_pos: Position | None = None
+
+
+@dataclass(frozen=True)
+class TacticInfo:
+    """One tactic of a command run with `all_tactics=True`."""
+
+    tactic: str
+    goals: str
+    proof_state: int | None
+    pos: Position
+    end_pos: Position
+    used_constants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandResponse:
+    """The answer to a command (or a file): the new environment and what Lean said."""
+
+    env: int
+    messages: list[Message] = field(default_factory=list)
+    sorries: list[Sorry] = field(default_factory=list)
+    tactics: list[TacticInfo] = field(default_factory=list)
+    infotree: Any = None
+
+    @property
+    def has_errors(self) -> bool:
+        return any(m.is_error for m in self.messages)
+
+
+@dataclass(frozen=True)
+class ProofStepResponse:
+    """The answer to a tactic: the new proof state, its goals, and the REPL's `proofStatus`."""
+
+    proof_state: int
+    goals: list[str]
+    proof_status: str = ""  # "Completed", "Incomplete: open goals remain", "Error: …"; "" if not reported
+    messages: list[Message] = field(default_factory=list)  # tactic-mode positions are 0:0
+    sorries: list[Sorry] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        """The REPL re-checked the whole proof term with the kernel: no goals, no sorry, no metavariable."""
+        return self.proof_status == "Completed"
+
+
+def message_from_repl(raw: Mapping[str, Any], line_offset: int = 0) -> Message:
+    """A REPL message as a `Message`, its lines moved down by `line_offset` (0 keeps tactic-mode 0:0)."""
+
+    def pos(p: Mapping[str, Any] | None) -> Position | None:
+        if p is None:
+            return None
+        line = int(p["line"])
+        return Position(line + line_offset if line else 0, int(p["column"]))
+
+    severity = _SEVERITY.get(raw["severity"], "error")
+    text = str(raw.get("data", ""))
+    # The REPL's messages carry no kind; name the one the verifiers rely on, as `lean --json` does.
+    kind = "hasSorry" if severity == "warning" and text == SORRY_WARNING else ""
+    return Message(severity, text, pos(raw["pos"]), pos(raw.get("endPos")), kind)  # type: ignore[arg-type]
+
+
+def _sorry(raw: Mapping[str, Any], line_offset: int = 0) -> Sorry:
+    msg = message_from_repl({"severity": "info", "pos": raw.get("pos") or {"line": 0, "column": 0}}, line_offset)
+    end = message_from_repl({"severity": "info", "pos": raw.get("endPos") or {"line": 0, "column": 0}}, line_offset)
+    return Sorry(
+        goal=str(raw.get("goal", "")),
+        proof_state=raw.get("proofState"),
+        pos=msg.pos if msg.pos.line else None,
+        end_pos=end.pos if end.pos.line else None,
+    )
+
+
+def _tactic(raw: Mapping[str, Any]) -> TacticInfo:
+    return TacticInfo(
+        tactic=str(raw["tactic"]),
+        goals=str(raw.get("goals", "")),
+        proof_state=raw.get("proofState"),
+        pos=Position(raw["pos"]["line"], raw["pos"]["column"]),
+        end_pos=Position(raw["endPos"]["line"], raw["endPos"]["column"]),
+        used_constants=tuple(raw.get("usedConstants", ())),
+    )
+
+
+def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> CommandResponse | LeanError:
+    """Read a command's answer; raises KeyError/TypeError/ValueError on a malformed one."""
+    if "message" in raw and "env" not in raw:
+        return LeanError(str(raw["message"]))
+    env = raw["env"]
+    if not isinstance(env, int):
+        raise TypeError(f"env is not a number: {env!r}")
+    return CommandResponse(
+        env=env,
+        messages=[message_from_repl(m, line_offset) for m in raw.get("messages", [])],
+        sorries=[_sorry(s, line_offset) for s in raw.get("sorries", [])],
+        tactics=[_tactic(t) for t in raw.get("tactics", [])],
+        infotree=raw.get("infotree"),
+    )
+
+
+def parse_proof_step_response(raw: Mapping[str, Any]) -> ProofStepResponse | LeanError:
+    """Read a tactic's answer; raises KeyError/TypeError/ValueError on a malformed one."""
+    if "message" in raw and "proofState" not in raw:
+        return LeanError(str(raw["message"]))
+    state = raw["proofState"]
+    if not isinstance(state, int) or not isinstance(raw["goals"], list):
+        raise TypeError("proofState must be a number and goals a list")
+    return ProofStepResponse(
+        proof_state=state,
+        goals=[str(g) for g in raw["goals"]],
+        proof_status=str(raw.get("proofStatus", "")),
+        messages=[message_from_repl(m) for m in raw.get("messages", [])],
+        sorries=[_sorry(s) for s in raw.get("sorries", [])],
+        traces=[str(t) for t in raw.get("traces", [])],
+    )
+
+
+def axioms_from_message(text: str) -> tuple[str, ...] | None:
+    """The axioms named by `#print axioms`' answer, or None if `text` is not such an answer."""
+    if "does not depend on any axioms" in text:
+        return ()
+    head, sep, rest = text.partition(" depends on axioms: [")
+    if not sep or not head.startswith("'"):
+        return None
+    return tuple(a.strip() for a in rest.rstrip("]").replace("\n", " ").split(",") if a.strip())
+
+
+# -- one process --------------------------------------------------------------------------
+
+
+class ReplProcess:
+    """One REPL process: requests go in one at a time, each under a wall-clock limit.
+
+    `argv`/`env`/`cwd` start it (the `repl` binary with a Lake project's `LEAN_PATH`, or the
+    recorded-transcript double in tests). `memory_mb` caps its private resident memory
+    (anonymous pages: the memory-mapped `.olean` files of Mathlib, shared between workers,
+    do not count); past it the process is killed mid-request.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        memory_mb: float | None = None,
+    ):
+        self.argv = list(argv)
+        self.memory_mb = memory_mb
+        self.requests = 0  # answered requests (the pool recycles a worker after many)
+        self.last_env = -1  # the newest environment id seen: a fresh one must be larger
+        self._dir = private_dir("leangym-repl-")
+        self._stderr = (self._dir / "stderr.txt").open("wb")
+        self._buffer = b""
+        try:
+            self._proc = _start(self.argv, env, cwd, self._stderr)
+        except OSError as e:
+            self._cleanup_files()
+            raise ReplFailure(InfraError("startup", f"cannot start `{self.argv[0]}`: {e}")) from e
+        os.set_blocking(self._proc.stdout.fileno(), False)  # type: ignore[union-attr]
+        os.set_blocking(self._proc.stdin.fileno(), False)  # type: ignore[union-attr]
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    # -- typed calls --------------------------------------------------------------------
+
+    def command(
+        self,
+        cmd: str,
+        *,
+        env: int | None = None,
+        all_tactics: bool = False,
+        root_goals: bool = False,
+        infotree: str | None = None,
+        timeout: float = 60.0,
+        line_offset: int = 0,
+    ) -> CommandResponse | LeanError:
+        """Elaborate `cmd` (on environment `env`, or a fresh one that may `import`)."""
+        request: dict[str, Any] = {"cmd": cmd}
+        if env is not None:
+            request["env"] = env
+        request.update(_options(all_tactics, root_goals, infotree))
+        return self._command_answer(self.request(request, timeout), line_offset)
+
+    def file(
+        self, path: str | Path, *, env: int | None = None, all_tactics: bool = False, timeout: float = 60.0
+    ) -> CommandResponse | LeanError:
+        """Elaborate a whole file, as `command` does its text."""
+        request: dict[str, Any] = {"path": str(path), **_options(all_tactics, False, None)}
+        if env is not None:
+            request["env"] = env
+        return self._command_answer(self.request(request, timeout))
+
+    def tactic(self, tactic: str, proof_state: int, *, timeout: float = 60.0) -> ProofStepResponse | LeanError:
+        """Run one tactic (or a tactic block) in `proof_state`."""
+        return self._proof_answer(self.request({"tactic": tactic, "proofState": proof_state}, timeout))
+
+    def pickle_env(self, env: int, path: str | Path, *, timeout: float = 60.0) -> CommandResponse | LeanError:
+        """Save environment `env` (its changes over the imports) to an `.olean` file."""
+        raw = self.request({"pickleTo": str(path), "env": env}, timeout)
+        return self._command_answer(raw, fresh=False)
+
+    def unpickle_env(self, path: str | Path, *, timeout: float = 60.0) -> CommandResponse | LeanError:
+        """Load an environment saved by `pickle_env` (same imports needed): a new environment id."""
+        return self._command_answer(self.request({"unpickleEnvFrom": str(path)}, timeout))
+
+    def pickle_proof_state(
+        self, proof_state: int, path: str | Path, *, timeout: float = 60.0
+    ) -> ProofStepResponse | LeanError:
+        """Save a proof state to an `.olean` file (the REPL answers with a new id for the same state)."""
+        return self._proof_answer(self.request({"pickleTo": str(path), "proofState": proof_state}, timeout))
+
+    def unpickle_proof_state(
+        self, path: str | Path, *, env: int | None = None, timeout: float = 60.0
+    ) -> ProofStepResponse | LeanError:
+        """Load a proof state saved by `pickle_proof_state`, optionally into environment `env`."""
+        request: dict[str, Any] = {"unpickleProofStateFrom": str(path)}
+        if env is not None:
+            request["env"] = env
+        return self._proof_answer(self.request(request, timeout))
+
+    def _command_answer(self, raw: dict, line_offset: int = 0, fresh: bool = True) -> CommandResponse | LeanError:
+        try:
+            answer = parse_command_response(raw, line_offset)
+        except (KeyError, TypeError, ValueError) as e:
+            raise self._protocol_failure(f"unreadable command answer ({e}): {_short(raw)}") from e
+        if isinstance(answer, CommandResponse) and fresh:
+            if answer.env <= self.last_env:  # ids only grow: an old one means answers are out of step
+                raise self._protocol_failure(f"environment id {answer.env} is not new (last {self.last_env})")
+            self.last_env = answer.env
+        return answer
+
+    def _proof_answer(self, raw: dict) -> ProofStepResponse | LeanError:
+        try:
+            return parse_proof_step_response(raw)
+        except (KeyError, TypeError, ValueError) as e:
+            raise self._protocol_failure(f"unreadable tactic answer ({e}): {_short(raw)}") from e
+
+    # -- the wire -----------------------------------------------------------------------
+
+    def request(self, payload: Mapping[str, Any], timeout: float) -> dict:
+        """Send one request and wait up to `timeout` seconds for its answer (a JSON object)."""
+        try:
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n"
+        except UnicodeEncodeError as e:  # a lone surrogate: no UTF-8 text can carry it
+            raise ReplFailure(InfraError("protocol", f"the request is not valid Unicode text: {e}")) from e
+        deadline = time.monotonic() + timeout
+        self._write(data, deadline)
+        answer = self._read_answer(deadline)
+        self.requests += 1
+        return answer
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        fd = self._proc.stdin.fileno()  # type: ignore[union-attr]
+        view = memoryview(data)
+        while view:
+            self._check_limits(deadline)
+            _, writable, _ = select.select([], [fd], [], _MEMORY_POLL_S)
+            if not writable:
+                continue
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                raise self._died() from None
+
+    def _read_answer(self, deadline: float) -> dict:
+        fd = self._proc.stdout.fileno()  # type: ignore[union-attr]
+        while True:
+            answer = self._take_answer()
+            if answer is not None:
+                return answer
+            self._check_limits(deadline)
+            readable, _, _ = select.select([fd], [], [], min(_MEMORY_POLL_S, max(0.0, deadline - time.monotonic())))
+            if not readable:
+                continue
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise self._died()
+            self._buffer += chunk
+
+    def _take_answer(self) -> dict | None:
+        """The complete answer in the buffer, if one has arrived.
+
+        The REPL prints nothing but answers, so anything else — text that is not a JSON object,
+        or more output after an answer — means the stream cannot be trusted: a protocol failure.
+        """
+        chunk, blank, rest = self._buffer.lstrip(b"\n").partition(b"\n\n")
+        if not blank:
+            return None
+        text = chunk.decode("utf-8", "replace")
+        try:
+            answer = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise self._protocol_failure(f"unreadable answer ({e.msg}): {text[:300]!r}") from e
+        if not isinstance(answer, dict):
+            raise self._protocol_failure(f"answer is not a JSON object: {text[:300]!r}")
+        if rest.strip():
+            raise self._protocol_failure(f"output after the answer: {rest[:300]!r}")
+        self._buffer = b""
+        return answer
+
+    def _check_limits(self, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            self.kill()
+            raise ReplFailure(InfraError("timeout", "no answer within the time limit"))
+        if self.memory_mb is not None and (rss := private_rss_mb(self.pid)) > self.memory_mb:
+            self.kill()
+            raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
+        if not self.alive():
+            raise self._died()
+
+    def _died(self) -> ReplFailure:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=2)
+        code = self._proc.returncode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        self.kill()
+        return ReplFailure(InfraError("crash", f"the REPL stopped mid-request ({how})\n{self.stderr_tail()}".strip()))
+
+    def _protocol_failure(self, detail: str) -> ReplFailure:
+        self.kill()
+        return ReplFailure(InfraError("protocol", detail))
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    def stderr_tail(self, n: int = 2000) -> str:
+        try:
+            return (self._dir / "stderr.txt").read_text(encoding="utf-8", errors="replace")[-n:].strip()
+        except OSError:
+            return ""
+
+    def rss_mb(self) -> float:
+        return private_rss_mb(self.pid)
+
+    def kill(self) -> None:
+        """Kill the process group at once and reap it."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=10)
+
+    def close(self, grace: float = 2.0) -> None:
+        """End the process: end of input first (the REPL exits on it), then SIGKILL after `grace` s."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # type: ignore[union-attr]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=grace)
+        self.kill()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        self._cleanup_files()
+
+    def _cleanup_files(self) -> None:
+        self._stderr.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> ReplProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | None, stderr: Any) -> subprocess.Popen:
+    """Start a REPL in its own process group, dying with this process (see `process.popen_owned`)."""
+    return popen_owned(
+        argv,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+    )
+
+
+def _options(all_tactics: bool, root_goals: bool, infotree: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if all_tactics:
+        out["allTactics"] = True
+    if root_goals:
+        out["rootGoals"] = True
+    if infotree:
+        out["infotree"] = infotree
+    return out
+
+
+def _short(raw: Any) -> str:
+    return json.dumps(raw, ensure_ascii=False)[:300]
+
+
+def private_rss_mb(pid: int) -> float:
+    """Anonymous resident memory of `pid` in MiB (file-backed pages such as mapped .olean files excluded)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0

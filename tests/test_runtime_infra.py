@@ -1,0 +1,143 @@
+"""What happens around Lean: installs, bad launches, memory caps, and reaping processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from leangym.lean import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
+
+
+def test_missing_embedded_runtime_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEANGYM_HOME", str(tmp_path))
+    with pytest.raises(LeanRuntimeError, match="not installed: run `leangym setup"):
+        get_runtime("embedded")
+
+
+def test_missing_native_toolchain_names_the_install_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("ELAN_HOME", str(tmp_path))
+    monkeypatch.delenv("LEANGYM_LAKE_PROJECT", raising=False)
+    with pytest.raises(LeanRuntimeError, match="elan"):
+        native.find_native()
+
+
+def test_unknown_runtime_name_is_rejected() -> None:
+    with pytest.raises(ValueError, match="embedded, native"):
+        get_runtime("wasm64")
+
+
+def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> None:
+    fake = tmp_path / "lean.js"
+    fake.write_text("var x=1;newSymIndex=Object.keys(lib.exports).indexOf(symbol);")
+    with pytest.raises(LeanRuntimeError, match="refusing to patch"):
+        embedded.patch_glue(fake, tmp_path / "patched.js")
+    assert not (tmp_path / "patched.js").exists()
+
+
+def test_installed_glue_is_patched() -> None:
+    glue = embedded.locate().glue.read_text(encoding="utf-8")
+    assert "leangymSymbolIndex" in glue and "Object.keys(lib.exports).indexOf(symbol)" not in glue
+    assert 'console.log("[DEBUG' not in glue
+
+
+def test_native_launcher_command_and_imports(tmp_path: Path) -> None:
+    (tmp_path / "Mathlib").mkdir()
+    (tmp_path / "Mathlib" / "Tactic.olean").write_bytes(b"")
+    launcher = native.NativeLauncher(lean=Path("/opt/lean/bin/lean"), lean_path=(tmp_path,), version="4.28.0")
+    argv, env = launcher.command(Path("/tmp/x/batch.lean"), ["-DmaxErrors=0"])
+    assert argv == ["/opt/lean/bin/lean", "--json", "-DmaxErrors=0", "/tmp/x/batch.lean"]
+    assert env["LEAN_PATH"] == str(tmp_path)
+    assert launcher.can_import("Mathlib.Tactic") and not launcher.can_import("Mathlib.Data")
+
+
+def test_a_lean_that_cannot_start_is_an_infrastructure_error() -> None:
+    broken = replace(embedded.locate(), node=Path("/nonexistent/node"))
+    with FileRuntime(broken, warm=0) as runtime:
+        [res] = runtime.check(["theorem t : True := trivial"])
+    assert res.status == "error" and res.error is not None and res.error.kind == "startup"
+
+
+def test_memory_cap_kills_the_process_and_says_so() -> None:
+    with FileRuntime(embedded.locate(), warm=0, memory_mb=300) as runtime:
+        [res] = runtime.check(["theorem t : True := trivial"])
+    assert res.status == "error" and res.error is not None and res.error.kind == "out_of_memory"
+
+
+# -- no orphans: each scenario runs in a child Python whose Lean processes carry a token ---------
+
+SLOW = "theorem slow : True := by\\n  sleep 600000\\n  trivial"
+
+
+def processes_with(token: str, exclude: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != exclude:
+            try:
+                if token.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def start_child(script: str) -> tuple[subprocess.Popen, str]:
+    token = uuid.uuid4().hex
+    env = {**os.environ, "LEANGYM_TEST_TOKEN": token}
+    code = "from leangym.lean import get_runtime\n" + textwrap.dedent(script)
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    return child, token
+
+
+def wait_until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_timed_out_run_leaves_no_process() -> None:
+    child, token = start_child(
+        f"""
+        runtime = get_runtime("embedded", warm=0)
+        [res] = runtime.check(["{SLOW}"], timeout=3)
+        print(res.status, flush=True)
+        import time; time.sleep(60)
+        """
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "timeout"
+        assert processes_with(token, exclude=child.pid) == []
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupting_or_killing_python_leaves_no_process(sig: signal.Signals) -> None:
+    child, token = start_child(
+        f"""
+        runtime = get_runtime("embedded", warm=1)
+        runtime.prewarm()
+        runtime.check(["{SLOW}"], timeout=600)
+        """
+    )
+    try:
+        assert wait_until(lambda: processes_with(token, exclude=child.pid) != [], 60), "Lean never started"
+        child.send_signal(sig)
+        child.wait(timeout=30)
+        assert wait_until(lambda: processes_with(token, exclude=child.pid) == [], 15)
+    finally:
+        child.kill()
+        child.wait()
