@@ -1,5 +1,525 @@
-"""Placeholder while the train subcommand is being built."""
+"""`leangym train`: GRPO training of a prover against the Lean kernel, from a YAML config.
+
+    leangym train --config agents/configs/demo.yaml [key=value ...] [--resume]
+
+A run writes to `output_dir`: `config.yaml` (the resolved settings), `metrics.jsonl` (one
+row per step), `samples.jsonl` (every sampled proof and its verdict), `checkpoint/`
+(the latest; `--resume` continues from it), `reward_curve.png` at the end, and
+TensorBoard logs under `tb/` when tensorboard is installed. Ctrl-C saves a checkpoint.
+
+Heavy libraries (torch, transformers, matplotlib) are imported inside functions so that
+`leangym --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leangym.agents.grpo import GRPOTrainer
+    from leangym.lean import LeanRuntime
+    from leangym.rewards.problem import Problem
+
+TOY_SET = Path(__file__).parent / "data" / "toy.jsonl"
 
 
-def register(sub) -> None:
-    return None
+@dataclass
+class TrainConfig:
+    """Every setting of a run; YAML keys and `key=value` overrides use these names."""
+
+    # what to train, on what
+    model: str = "tiny"  # "tiny" (built locally, agents/tiny.py) or a transformers model name or folder
+    problems: str = "toy"  # "toy" (agents/data/toy.jsonl), a problem-set spec such as "core:valid", or a .jsonl path
+    template: str = "plain"  # prompt template: plain | fence | chat (agents/generation.py)
+    dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU either way)
+    lora: dict[str, Any] | None = None  # e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}; needs [lora]
+    # GRPO
+    steps: int = 20
+    batch_size: int = 4  # problems per step
+    group_size: int = 8  # G: proofs sampled per problem
+    lr: float = 1e-6
+    warmup_steps: int = 0  # the lr rises linearly over the first steps
+    beta: float = 0.04  # KL penalty weight; 0 keeps no reference model
+    clip_eps: float = 0.2
+    epochs: int = 1  # optimiser steps per batch of samples
+    scale_rewards: bool = True  # False: Dr. GRPO (no division by the group std)
+    loss_norm: str = "token"  # token | sequence | constant (grpo.py)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    micro_batch_size: int = 16  # sequences per forward/backward (gradient accumulation over the batch)
+    # sampling
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: list[str] | None = None  # None: the template's default stop strings
+    # verification
+    runtime: str = "embedded"  # Lean runtime: embedded | native
+    verify_retries: int = 2  # extra rounds for verdicts `error`; never scored 0
+    # the run
+    output_dir: str = "runs/grpo"
+    overwrite: bool = False  # start afresh in an output_dir that already holds a run
+    save_every: int = 10  # steps between checkpoints (and one at the end)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    generator: str = "auto"  # auto | transformers | vllm
+    vllm_gpu_memory_utilization: float = 0.3
+    torch_threads: int = 0  # CPU threads for torch; 0 = torch's default
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def validate(self) -> None:
+        from leangym.agents.generation import TEMPLATES
+
+        checks = [
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.group_size >= 2, "group_size must be >= 2: advantages compare samples of a group"),
+            (self.template in TEMPLATES, f"template must be one of {', '.join(TEMPLATES)}"),
+            (self.loss_norm in ("token", "sequence", "constant"), "loss_norm must be token, sequence or constant"),
+            (self.generator in ("auto", "transformers", "vllm"), "generator must be auto, transformers or vllm"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (self.dtype in ("float32", "bfloat16"), "dtype must be float32 or bfloat16"),
+            (self.beta >= 0 and self.clip_eps > 0 and self.lr > 0, "beta must be >= 0, clip_eps and lr > 0"),
+            (self.max_new_tokens >= 1 and self.micro_batch_size >= 1, "max_new_tokens, micro_batch_size >= 1"),
+            (self.temperature > 0, "temperature must be > 0: a group of greedy samples has nothing to compare"),
+            (self.model != "tiny" or self.lora is None, "model 'tiny' is trained in full: leave lora unset"),
+        ]
+        errors = [msg for ok, msg in checks if not ok]
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+
+class ConfigError(ValueError):
+    """A config file or override the trainer cannot use."""
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    """The YAML file's settings, then `key=value` overrides (values parsed as YAML; `lora.r=8` sets a nested key)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys to values")
+        values.update(loaded)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
+        value = yaml.safe_load(raw) if raw else None
+        head, _, rest = key.partition(".")
+        if rest:
+            nested = values.get(head) or {}
+            nested[rest] = value
+            values[head] = nested
+        else:
+            values[key] = value
+    known = TrainConfig.field_names()
+    for key in values:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    defaults = TrainConfig()
+    for key, value in list(values.items()):
+        values[key] = _coerce(key, value, getattr(defaults, key))
+    cfg = TrainConfig(**values)
+    cfg.validate()
+    return cfg
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value against its default's type; numbers written as strings (YAML reads `1e-6` so) are parsed."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or (isinstance(default, int) and number != int(number)):
+            kind = "an integer" if isinstance(default, int) else "a number"
+            raise ConfigError(f"{key} must be {kind}, got {value!r}")
+        return int(number) if isinstance(default, int) else number
+    if isinstance(default, str):
+        return str(value)
+    return value
+
+
+# -- problems ---------------------------------------------------------------------------
+
+
+def load_problem_set(spec: str, runtime: LeanRuntime | None = None) -> list[Problem]:
+    """`toy` (agents/data/toy.jsonl, `toy:SPLIT` too), or any spec of `leangym.envs.problems.load_problems`.
+
+    With `runtime`, a set whose headers need modules the runtime cannot load (miniF2F's
+    Mathlib on the embedded runtime) is refused before any model is loaded.
+    """
+    from leangym.envs.problems import ProblemSetError, load_problems
+
+    name, sep, split = spec.partition(":")
+    if name == "toy":
+        spec = f"{TOY_SET}{sep}{split}"
+    try:
+        problems = list(load_problems(spec, runtime=runtime))
+    except (ProblemSetError, OSError) as e:
+        raise ConfigError(str(e)) from e
+    if not problems:
+        raise ConfigError(f"problem set {spec!r} is empty")
+    return problems
+
+
+def problems_for_step(problems: list[Problem], step: int, batch_size: int, seed: int) -> list[Problem]:
+    """The batch of step `step`: epochs of seeded permutations, so a resumed run sees the same batches."""
+    import numpy as np
+
+    batch = []
+    for k in range(step * batch_size, (step + 1) * batch_size):
+        epoch, i = divmod(k, len(problems))
+        order = np.random.default_rng([seed, epoch]).permutation(len(problems))
+        batch.append(problems[int(order[i])])
+    return batch
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+def _device(cfg: TrainConfig) -> str:
+    import torch
+
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda asked for, but torch sees no CUDA GPU")
+    return cfg.device
+
+
+def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> str:
+    """Where the starting weights live: the hub name or folder, or for `tiny` a folder written now (once)."""
+    if cfg.model != "tiny":
+        return cfg.model
+    folder = out / "initial_model"
+    if not (folder / "config.json").is_file():
+        from leangym.agents.generation import render_prompt
+        from leangym.agents.tiny import build_tiny
+
+        model, tokenizer = build_tiny([render_prompt(p, cfg.template) for p in problems], seed=cfg.seed)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def load_models(cfg: TrainConfig, model_path: str, checkpoint: Path | None) -> tuple[Any, Any, Any]:
+    """(policy, reference or None, tokenizer). The policy resumes from `checkpoint/model` when given."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from leangym.agents.generation import load_tokenizer
+
+    device = _device(cfg)
+    dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+
+    def load(path: str) -> Any:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+
+    tokenizer = load_tokenizer(model_path)
+    if cfg.lora is not None:
+        try:
+            from peft import LoraConfig, PeftModel, get_peft_model
+        except ImportError as e:
+            raise ConfigError("lora needs peft: pip install 'lean-gym[lora]'") from e
+        base = load(model_path)
+        if checkpoint is not None:
+            policy = PeftModel.from_pretrained(base, checkpoint / "model", is_trainable=True)
+        else:
+            options = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear", **cfg.lora}
+            policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **options))
+        return policy, None, tokenizer  # the reference is the base model with the adapter off
+    policy = load(str(checkpoint / "model") if checkpoint is not None else model_path)
+    reference = None
+    if cfg.beta > 0:
+        reference = load(model_path).eval().requires_grad_(False)
+    return policy, reference, tokenizer
+
+
+# -- checkpoints ------------------------------------------------------------------------
+
+
+def save_checkpoint(trainer: GRPOTrainer, out: Path, step: int) -> Path:
+    """Write `out/checkpoint` (model, tokenizer, optimiser, step, RNG) atomically: a crash keeps the previous one."""
+    import torch
+
+    tmp, final, old = out / "checkpoint.tmp", out / "checkpoint", out / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.policy.save_pretrained(tmp / "model")
+    trainer.tokenizer.save_pretrained(tmp / "model")
+    state = {
+        "step": step,
+        "optimizer": trainer.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    torch.save(state, tmp / "trainer_state.pt")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def restore_checkpoint(trainer: GRPOTrainer, checkpoint: Path) -> int:
+    """Load the optimiser and RNG state into `trainer` (the weights were loaded with the model); return the step."""
+    import torch
+
+    state = torch.load(checkpoint / "trainer_state.pt", map_location="cpu", weights_only=True)
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.steps_done = int(state["step"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
+
+# -- logging ----------------------------------------------------------------------------
+
+
+class RunLog:
+    """metrics.jsonl, samples.jsonl and TensorBoard (when installed) for one run."""
+
+    def __init__(self, out: Path, resume_step: int | None):
+        self.metrics_path = out / "metrics.jsonl"
+        self.samples_path = out / "samples.jsonl"
+        if resume_step is None:
+            for p in (self.metrics_path, self.samples_path):
+                p.unlink(missing_ok=True)
+        else:  # keep what the checkpoint covers, drop steps it does not
+            for p in (self.metrics_path, self.samples_path):
+                if p.exists():
+                    rows = [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                    p.write_text("".join(ln + "\n" for ln in rows if json.loads(ln)["step"] <= resume_step))
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tb"))
+        except ImportError:  # tensorboard is optional
+            pass
+
+    def write(self, step: int, metrics: dict[str, Any], samples: list[Any]) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **_rounded(metrics)}) + "\n")
+        with self.samples_path.open("a", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps({"step": step, **dataclasses.asdict(s)}, ensure_ascii=False) + "\n")
+        if self.tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def plot_rewards(metrics_path: Path, png: Path) -> Path | None:
+    """Mean reward and pass rate per step, as a PNG (None when there is nothing to plot)."""
+    if not metrics_path.exists():
+        return None
+    rows = [json.loads(ln) for ln in metrics_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [r["reward_mean"] for r in rows], marker="o", label="mean reward")
+    ax.plot(steps, [r["pass_rate"] for r in rows], marker=".", linestyle="--", label="pass rate (any of G)")
+    ax.set_xlabel("step")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("GRPO against the Lean kernel")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+def _step_line(step: int, total: int, m: dict[str, Any]) -> str:
+    kl = f"{m['kl']:.4f}" if m.get("kl") is not None else "  -   "
+    loss = f"{m['loss']:+.4f}" if m.get("loss") is not None else "   -   "
+    return (
+        f"step {step:>3}/{total}  reward {m['reward_mean']:.3f}  pass {m['pass_rate']:.2f}  "
+        f"zero-var {m['zero_variance_frac']:.2f}  kl {kl}  loss {loss}  "
+        f"{m['tokens_per_s']:.0f} tok/s  verify {m['verify_s']:.1f}s  step {m['step_s']:.1f}s"
+    )
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[str, Any]:
+    """Run GRPO as configured; return a summary (steps done, last metrics, paths). Ctrl-C saves a checkpoint."""
+    import torch
+    from tqdm import tqdm
+
+    from leangym.agents.generation import DEFAULT_STOP, SamplingConfig, make_generator
+    from leangym.agents.grpo import GRPOConfig, GRPOTrainer
+    from leangym.rewards import get_verifier
+
+    out = Path(cfg.output_dir)
+    checkpoint = out / "checkpoint"
+    if resume and not (checkpoint / "trainer_state.pt").is_file():
+        raise ConfigError(f"--resume: no checkpoint in {out}")
+    if not resume and (out / "metrics.jsonl").exists() and not cfg.overwrite:
+        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or overwrite=true to restart")
+    if not resume and cfg.overwrite:
+        for stale in ("checkpoint", "initial_model", "tb"):
+            shutil.rmtree(out / stale, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    (out / "config.yaml").write_text(_yaml(dataclasses.asdict(cfg)), encoding="utf-8")
+
+    verifier = get_verifier(runtime=cfg.runtime)
+    problems = load_problem_set(cfg.problems, runtime=verifier.runtime)
+    model_path = initial_model_path(cfg, problems, out)
+    policy, reference, tokenizer = load_models(cfg, model_path, checkpoint if resume else None)
+    generator = make_generator(
+        policy,
+        tokenizer,
+        cfg.generator,
+        model_path=model_path,
+        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        seed=cfg.seed,
+    )
+    grpo = GRPOConfig(
+        group_size=cfg.group_size,
+        clip_eps=cfg.clip_eps,
+        beta=cfg.beta,
+        epochs=cfg.epochs,
+        scale_rewards=cfg.scale_rewards,
+        loss_norm=cfg.loss_norm,  # type: ignore[arg-type]
+        lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        micro_batch_size=cfg.micro_batch_size,
+        verify_retries=cfg.verify_retries,
+    )
+    sampling = SamplingConfig(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        stop=tuple(cfg.stop) if cfg.stop is not None else DEFAULT_STOP[cfg.template],
+    )
+    trainer = GRPOTrainer(
+        policy, tokenizer, generator, verifier, grpo, sampling, template=cfg.template, reference=reference
+    )
+    start = restore_checkpoint(trainer, checkpoint) if resume else 0
+    n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+    echo(
+        f"leangym train: {cfg.model} ({n_params:,} trainable parameters) on {trainer.device}, "
+        f"generation: {generator.name}, {len(problems)} problems ({cfg.problems}), "
+        f"{cfg.batch_size} x G={cfg.group_size} samples per step, beta={cfg.beta}"
+        + (f", resuming after step {start}" if resume else "")
+    )
+
+    log = RunLog(out, start if resume else None)
+    step = start
+    last: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=start, desc="GRPO", unit="step", file=sys.stderr, dynamic_ncols=True)
+    try:
+        while step < cfg.steps:
+            batch = problems_for_step(problems, step, cfg.batch_size, cfg.seed)
+            result = trainer.step(batch, seed=cfg.seed * 1_000_003 + step)
+            step += 1
+            last = result.metrics
+            log.write(step, last, result.samples)
+            bar.update(1)
+            bar.set_postfix(reward=f"{last['reward_mean']:.2f}")
+            tqdm.write(_step_line(step, cfg.steps, last), file=sys.stdout)
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save_checkpoint(trainer, out, step)
+    except KeyboardInterrupt:
+        bar.close()
+        if step > start:
+            save_checkpoint(trainer, out, step)
+        echo(f"interrupted after step {step}: checkpoint in {checkpoint}; continue with --resume")
+        raise
+    finally:
+        bar.close()
+        log.close()
+        plot_rewards(log.metrics_path, out / "reward_curve.png")
+        generator.close()
+    summary = {
+        "steps": step,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "last": _rounded(last),
+        "output_dir": str(out),
+        "reward_curve": str(out / "reward_curve.png"),
+    }
+    echo(f"done: {step} steps in {summary['seconds']} s; metrics {log.metrics_path}, curve {summary['reward_curve']}")
+    return summary
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# -- the subcommand ---------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    defaults = TrainConfig()
+    keys = "\n".join(f"  {k} = {getattr(defaults, k)!r}" for k in TrainConfig.field_names())
+    p = sub.add_parser(
+        "train",
+        help="train a prover with GRPO against the Lean kernel",
+        description="GRPO: sample G proofs per problem, reward 1 when the Lean kernel accepts one, update the policy.",
+        epilog=f"keys (YAML or key=value) and defaults:\n{keys}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", metavar="CONFIG.yaml", help="YAML file of settings (see agents/configs/demo.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="settings that replace the file's")
+    p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+        train(cfg, resume=args.resume)
+    except ConfigError as e:
+        print(f"leangym train: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -73,7 +73,10 @@ def main() -> None:
             cold = timed_check(cold_rt, sources)
         with FileRuntime(launcher, warm=1) as warm_rt:
             warm_rt.prewarm()
+            deadline = time.monotonic() + 300
             while not warm_rt.warm_spares():
+                if time.monotonic() > deadline:
+                    raise SystemExit("no warm spare came up: another leangym process holds the spare slots")
                 time.sleep(0.2)
             warm = timed_check(warm_rt, sources)
         if n <= args.per_proof_max:

@@ -21,15 +21,23 @@ RUNTIMES = ("embedded", "native")
 
 
 def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
-    """A ready runtime by name; options go to `FileRuntime` (timeout, max_procs, memory_mb, warm, …)."""
+    """A ready runtime by name; options go to `FileRuntime` (timeout, max_procs, memory_mb, warm, …).
+
+    `native` is a pool of Lean REPLs (`repl_runtime.native_repl_runtime`: header reuse; also
+    `workers`, `max_requests`, `retries`, `preload_header`) when the REPL is built in the Lake
+    project, else `FileRuntime` over `lean`; both accept the option names above.
+    """
     if name == "embedded":
         from leangym.lean import embedded
 
         return FileRuntime(embedded.locate(), **options)
-    if name == "native":
-        from leangym.lean import native
+    if name == "native":  # `repl=False` forces the file runtime, `repl=True` the REPL pool
+        from leangym.lean import native, repl_runtime
 
-        return FileRuntime(native.find_native(), **options)
+        use_repl = options.pop("repl", None)
+        if use_repl or (use_repl is None and repl_runtime.find_repl(native.lake_project()) is not None):
+            return repl_runtime.native_repl_runtime(**options)
+        return FileRuntime(native.find_native(), **repl_runtime.file_runtime_options(options))
     raise ValueError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
 
 

@@ -30,17 +30,29 @@ def embedded_status() -> dict[str, Any]:
 
 
 def native_status() -> dict[str, Any]:
+    """The native toolchain, the REPL build (which `get_runtime("native")` then uses) and Mathlib."""
+    from leangym.lean.repl_runtime import REPL_BUILD_HINT, find_repl
+
     info: dict[str, Any] = {"runtime": "native", "lake_project": str(native.lake_project() or "")}
     try:
         launcher = native.find_native()
     except LeanRuntimeError as e:
         return {**info, "available": False, "problem": str(e), "fix": native.INSTALL_HINT}
+    repl = find_repl(launcher.project)
+    mathlib = launcher.can_import("Mathlib")
+    mathlib_fix = (
+        "enable the Mathlib `require` in lean_project/lakefile.toml, then "
+        "`lake update && lake exe cache get && lake build repl` (docs/native.md)"
+    )
     return {
         **info,
         "available": True,
         "lean_version": launcher.version,
         "lean": str(launcher.lean),
-        "mathlib": launcher.can_import("Mathlib"),
+        "repl": str(repl) if repl else f"not built: {REPL_BUILD_HINT}",
+        "checks_with": "a pool of REPL processes (header reuse)" if repl else "one `lean` process per batch",
+        "mathlib": mathlib,
+        **({} if mathlib else {"mathlib_fix": mathlib_fix}),
     }
 
 

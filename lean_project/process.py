@@ -61,6 +61,15 @@ def popen_owned(argv: list[str], **kwargs: Any) -> subprocess.Popen:
     return _SPAWNER.submit(subprocess.Popen, argv, start_new_session=True, preexec_fn=preexec, **kwargs).result()
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a child started by `popen_owned` with its whole process group, and reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
 def private_dir(prefix: str = "leangym-") -> Path:
     """A fresh folder under /tmp that only this user can read (the embedded glue sees only /tmp)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -171,12 +180,7 @@ class LeanProcess:
         return "\n".join(lines)[-n:]
 
     def kill(self) -> None:
-        """Kill the whole process group and reap it."""
-        if self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=10)
+        kill_group(self._proc)
 
     def cleanup(self) -> None:
         self.kill()

@@ -28,7 +28,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean.process import popen_owned, private_dir
+from leangym.lean.process import kill_group, popen_owned, private_dir
 from leangym.lean.types import InfraError, Message, Position
 
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
@@ -416,11 +415,7 @@ class ReplProcess:
 
     def kill(self) -> None:
         """Kill the process group at once and reap it."""
-        if self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=10)
+        kill_group(self._proc)
 
     def close(self, grace: float = 2.0) -> None:
         """End the process: end of input first (the REPL exits on it), then SIGKILL after `grace` s."""

@@ -123,6 +123,7 @@ class FileRuntime(LeanRuntime):
         self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._closed = False
         atexit.register(_close_ref, weakref.ref(self))
 
@@ -147,6 +148,7 @@ class FileRuntime(LeanRuntime):
                 results[i] = SourceResult("error", error=InfraError("unsupported_import", detail))
             else:
                 runnable.append(p)
+        self._forget_parent_processes()
         with self._lock:
             if self._closed:
                 raise RuntimeError("this runtime is closed")
@@ -155,6 +157,7 @@ class FileRuntime(LeanRuntime):
         return [results[i] for i in range(len(sources))]
 
     def prewarm(self) -> None:
+        self._forget_parent_processes()
         with self._lock:
             self._top_up_spares(busy=0)
 
@@ -163,11 +166,17 @@ class FileRuntime(LeanRuntime):
         return sum(proc.waiting for proc in self._spares)
 
     def close(self) -> None:
+        self._forget_parent_processes()
         with self._lock:
             self._closed = True
             for proc in self._spares:
                 proc.cleanup()
             self._spares.clear()
+
+    def _forget_parent_processes(self) -> None:
+        """In a forked child (an async vector env worker), the spares are the parent's: drop, don't kill."""
+        if self._pid != os.getpid():
+            self._pid, self._spares, self._lock = os.getpid(), [], threading.Lock()
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -307,7 +316,9 @@ class FileRuntime(LeanRuntime):
             # after it): a verdict, not a crash. The rest are checked again.
             results[suspect.index] = SourceResult("ok", attr.shared + suspect_msgs, seconds=share)
             return [rest] if rest else []
-        if len(run.batch) == 1 or self.launcher.reliable_progress:
+        # Markers are reliable for a timeout (reporting waits on the slow source); after a
+        # crash, a neighbour may have finished without its marker being reported yet.
+        if len(run.batch) == 1 or (self.launcher.reliable_progress and failure.kind != "crash"):
             status = "timeout" if failure.kind == "timeout" else "error"
             results[suspect.index] = SourceResult(status, suspect_msgs, seconds=wall, error=failure)
             return [rest] if rest else []

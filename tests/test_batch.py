@@ -12,7 +12,7 @@ from leangym.lean.lexer import tokenize
     "src",
     [
         "theorem t : 1 = 1 := rfl",
-        "local notation \"ONE\" => 1\ntheorem t : ONE = 1 := rfl",
+        'local notation "ONE" => 1\ntheorem t : ONE = 1 := rfl',
         "set_option pp.all true\nopen Nat\ntheorem t : True := trivial",
         "attribute [local simp] Nat.add_comm\ntheorem t : True := trivial",
         "@[local simp] theorem aux : 1 = 1 := rfl",
@@ -35,7 +35,7 @@ def test_contained_sources_share_a_run(src: str) -> None:
         ("attribute [simp] Nat.add_comm", "global attribute"),
         ("@[simp] theorem aux : 1 = 1 := rfl", "global attribute"),
         ("@[local simp, instance] def x : Inhabited Nat := ⟨1⟩", "global attribute"),
-        ("macro \"foo\" : tactic => `(tactic| rfl)", "global `macro`"),
+        ('macro "foo" : tactic => `(tactic| rfl)', "global `macro`"),
         ("theorem t : True := trivial\n#exit", "uses `#exit`"),
         ("end\ntheorem t : True := trivial", "closes a scope it did not open"),
         ("section\ntheorem t : True := trivial", "leaves a scope open"),
@@ -65,7 +65,11 @@ def test_plan_groups_by_imports_and_isolates_solo_sources() -> None:
     ]
     batches = plan([prepare(i, s) for i, s in enumerate(sources)], max_batch=10)
     assert sorted(sorted(p.index for p in b) for b in batches) == [[0, 3], [1], [2]]
-    assert [len(b) for b in plan([prepare(i, "theorem x : True := trivial") for i in range(5)], max_batch=2)] == [2, 2, 1]
+    assert [len(b) for b in plan([prepare(i, "theorem x : True := trivial") for i in range(5)], max_batch=2)] == [
+        2,
+        2,
+        1,
+    ]
 
 
 def test_assembled_file_wraps_each_source_in_its_own_scope() -> None:

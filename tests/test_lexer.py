@@ -34,7 +34,7 @@ def test_unterminated_tokens_are_flagged() -> None:
     assert tokenize("/- open")[-1].unterminated
     assert tokenize('"open')[-1].unterminated
     assert tokenize("«open")[-1].unterminated
-    assert not any(t.unterminated for t in tokenize("/- a -/ \"b\" «c»"))
+    assert not any(t.unterminated for t in tokenize('/- a -/ "b" «c»'))
 
 
 def test_offsets_cover_the_source() -> None:

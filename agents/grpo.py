@@ -1,0 +1,463 @@
+"""GRPO (Group Relative Policy Optimization) for provers, with the Lean kernel as the reward.
+
+One step, for a batch of B problems (shapes in comments: N = B·G sequences, P prompt
+tokens, C completion tokens):
+
+1. sample a group of G proofs per problem from the policy;
+2. verify all B·G proofs in one batch (`Verifier.verify_batch`): reward 1 if proved, 0 if
+   rejected; a verdict `error` (Lean crashed, timed out) is retried, never scored 0, and a
+   sample still in error is left out;
+3. advantage of each sample relative to its group: A = (r − mean) / (std + ε), or
+   A = r − mean with `scale_rewards=False` (Dr. GRPO). A group whose rewards are all equal
+   has A = 0 everywhere: it carries no signal, so it is dropped from the update (and
+   counted in `zero_variance_frac`);
+4. loss per completion token t of sample i:
+       ratio = π(t) / π_old(t)
+       ℓ = −min(ratio·A, clip(ratio, 1−ε, 1+ε)·A) + β·KL_k3(π ‖ π_ref)
+   with KL_k3 = exp(ref − logp) − (ref − logp) − 1 (unbiased, always ≥ 0). π_old is the
+   policy that sampled: its log-probabilities are recomputed with the trainer's model before
+   the update (vLLM's own numbers differ slightly from the trainer's, and a ratio must
+   compare like with like); with one epoch, π_old = π and the ratio is exactly 1 with the
+   gradient of the plain policy gradient. β = 0 drops the reference model.
+5. aggregate (`loss_norm`), documented in docs/training.md:
+       token    — Σ ℓ / (number of completion tokens in the batch): every token weighs the same (DAPO);
+       sequence — mean over sequences of each sequence's mean (the original GRPO): short
+                  completions weigh more per token;
+       constant — Σ ℓ / (N · max_new_tokens) (Dr. GRPO): no length bias at all.
+   The weights are computed over the whole batch, so gradient accumulation over
+   micro-batches gives exactly the gradient of the full batch. AdamW, gradient clipping,
+   `epochs` optimiser steps per batch, bf16 autocast on GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from leangym.agents.generation import (
+    Completion,
+    Generator,
+    SamplingConfig,
+    encode_prompts,
+    extract_proof,
+    render_prompt,
+)
+from leangym.rewards.adapters import verify_with_retries
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from leangym.rewards.problem import Problem
+    from leangym.rewards.verifier import Verifier
+
+LossNorm = Literal["token", "sequence", "constant"]
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """The algorithm's knobs (the rest of a run's settings live in `train.TrainConfig`)."""
+
+    group_size: int = 8  # G: samples per problem
+    clip_eps: float = 0.2  # ε of the clipped ratio
+    beta: float = 0.04  # weight of the KL penalty to the reference model; 0 = no reference model
+    epochs: int = 1  # optimiser steps on each batch of samples
+    scale_rewards: bool = True  # divide advantages by the group std; False = Dr. GRPO
+    adv_eps: float = 1e-4
+    loss_norm: LossNorm = "token"
+    lr: float = 1e-6
+    warmup_steps: int = 0  # the lr rises linearly over the first steps (Adam's first updates are the largest)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate over the batch
+    verify_retries: int = 2  # extra verification rounds for verdicts `error`
+    bf16: bool = True  # autocast to bfloat16 on GPU (ignored on CPU)
+
+
+# -- the pieces of the objective, each testable by hand ---------------------------------
+
+
+def group_advantages(
+    rewards: torch.Tensor, valid: torch.Tensor, *, scale: bool = True, eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-relative advantages and which groups have no signal.
+
+    rewards: [B, G] float; valid: [B, G] bool (False = the verifier gave no verdict; left out of
+    the statistics, advantage 0). The std is the unbiased one (as torch.std and TRL).
+    Returns advantages [B, G] and zero_variance [B] (all valid rewards equal, or < 2 valid).
+    """
+    import torch
+
+    v = valid.float()  # [B, G]
+    count = v.sum(1, keepdim=True)  # [B, 1]
+    mean = (rewards * v).sum(1, keepdim=True) / count.clamp(min=1)  # [B, 1]
+    centred = (rewards - mean) * v  # [B, G]
+    var = (centred**2).sum(1, keepdim=True) / (count - 1).clamp(min=1)  # [B, 1], unbiased
+    std = var.sqrt()
+    zero_variance = (std.squeeze(1) == 0) | (count.squeeze(1) < 2)  # [B]
+    adv = centred / (std + eps) if scale else centred  # [B, G]
+    adv = torch.where(zero_variance[:, None], torch.zeros_like(adv), adv)
+    return adv, zero_variance
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(π ‖ π_ref) estimate k3 = exp(ref − logp) − (ref − logp) − 1 (≥ 0; Schulman's k3)."""
+    delta = ref_logp - logp
+    return delta.exp() - delta - 1
+
+
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token −min(ratio·A, clip(ratio)·A) [N, C] and where the clipped term was chosen [N, C]."""
+    import torch
+
+    ratio = (logp - old_logp).exp()  # [N, C]
+    a = adv[:, None]  # [N, 1]
+    unclipped = ratio * a
+    clipped = ratio.clamp(1 - eps, 1 + eps) * a
+    loss = -torch.min(unclipped, clipped)  # [N, C]
+    was_clipped = clipped < unclipped  # the bound was active (gradient zero there)
+    return loss, was_clipped
+
+
+def token_weights(completion_mask: torch.Tensor, norm: LossNorm, max_new_tokens: int) -> torch.Tensor:
+    """Weights [N, C] such that loss = Σ weights·ℓ implements `norm` (padding weighs 0)."""
+    m = completion_mask.float()  # [N, C]
+    n = m.shape[0]
+    if norm == "token":
+        return m / m.sum().clamp(min=1)
+    if norm == "sequence":
+        return m / (m.sum(1, keepdim=True).clamp(min=1) * n)
+    if norm == "constant":
+        return m / (n * max_new_tokens)
+    raise ValueError(f"unknown loss_norm {norm!r}: choose token, sequence or constant")
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    adv: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    beta: float,
+    clip_eps: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted loss of a (micro-)batch and its statistics. logp/old/ref/weights: [N, C]; adv: [N]."""
+    per_token, was_clipped = clipped_surrogate(logp, old_logp, adv, clip_eps)  # [N, C]
+    stats: dict[str, float] = {}
+    mask = weights > 0
+    tokens = max(int(mask.sum()), 1)
+    if ref_logp is not None and beta > 0:
+        kl = k3_kl(logp, ref_logp)  # [N, C]
+        per_token = per_token + beta * kl
+        stats["kl"] = float((kl.detach() * mask).sum()) / tokens
+    loss = (per_token * weights).sum()
+    stats["clip_frac"] = float((was_clipped & mask).sum()) / tokens
+    return loss, stats
+
+
+# -- sequences and log-probabilities ----------------------------------------------------
+
+
+@dataclass
+class RolloutBatch:
+    """Sequences to learn from: prompts left-padded, completions right-padded, so completions start at column P."""
+
+    prompt_ids: torch.Tensor  # [N, P]
+    prompt_mask: torch.Tensor  # [N, P]
+    completion_ids: torch.Tensor  # [N, C]
+    completion_mask: torch.Tensor  # [N, C], 1 on sampled tokens (including <eos>)
+    advantages: torch.Tensor  # [N]
+
+    @classmethod
+    def build(
+        cls,
+        prompts: Sequence[Sequence[int]],
+        completions: Sequence[Sequence[int]],
+        advantages: Sequence[float],
+        pad: int,
+    ) -> RolloutBatch:
+        import torch
+
+        n = len(prompts)
+        p_len = max(len(p) for p in prompts)
+        c_len = max(1, max(len(c) for c in completions))
+        prompt_ids = torch.full((n, p_len), pad, dtype=torch.long)
+        prompt_mask = torch.zeros((n, p_len), dtype=torch.long)
+        completion_ids = torch.full((n, c_len), pad, dtype=torch.long)
+        completion_mask = torch.zeros((n, c_len), dtype=torch.long)
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+            prompt_ids[i, p_len - len(p) :] = torch.tensor(p, dtype=torch.long)
+            prompt_mask[i, p_len - len(p) :] = 1
+            completion_ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+            completion_mask[i, : len(c)] = 1
+        return cls(prompt_ids, prompt_mask, completion_ids, completion_mask, torch.tensor(advantages).float())
+
+    def __len__(self) -> int:
+        return self.prompt_ids.shape[0]
+
+    def __getitem__(self, rows: slice) -> RolloutBatch:
+        return RolloutBatch(
+            self.prompt_ids[rows],
+            self.prompt_mask[rows],
+            self.completion_ids[rows],
+            self.completion_mask[rows],
+            self.advantages[rows],
+        )
+
+    def to(self, device: Any) -> RolloutBatch:
+        return RolloutBatch(
+            *(
+                t.to(device)
+                for t in (self.prompt_ids, self.prompt_mask, self.completion_ids, self.completion_mask, self.advantages)
+            )
+        )
+
+    def micro_batches(self, size: int) -> Iterator[tuple[slice, RolloutBatch]]:
+        for start in range(0, len(self), size):
+            rows = slice(start, start + size)
+            yield rows, self[rows]
+
+
+def per_token_logps(model: PreTrainedModel, batch: RolloutBatch, temperature: float = 1.0) -> torch.Tensor:
+    """log π(completion token | everything before it) [N, C], at the sampling temperature."""
+    import torch
+
+    input_ids = torch.cat([batch.prompt_ids, batch.completion_ids], dim=1)  # [N, P+C]
+    mask = torch.cat([batch.prompt_mask, batch.completion_mask], dim=1)  # [N, P+C]
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding must not shift positions (as in generate)
+    c_len = batch.completion_ids.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=c_len + 1).logits
+    logits = logits[:, :-1].float() / max(temperature, 1e-6)  # [N, C, V]: position P-1+t predicts token t
+    chosen = logits.gather(-1, batch.completion_ids[..., None]).squeeze(-1)  # [N, C]
+    return chosen - logits.logsumexp(-1)  # [N, C]
+
+
+def _no_grad_logps(
+    model: PreTrainedModel, batch: RolloutBatch, temperature: float, micro: int, autocast: Any
+) -> torch.Tensor:
+    import torch
+
+    with torch.no_grad(), autocast():
+        return torch.cat([per_token_logps(model, mb, temperature) for _, mb in batch.micro_batches(micro)])
+
+
+# -- the update -------------------------------------------------------------------------
+
+
+@dataclass
+class UpdateStats:
+    loss: float
+    kl: float | None
+    clip_frac: float
+    grad_norm: float
+
+
+def update_policy(
+    policy: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    batch: RolloutBatch,
+    cfg: GRPOConfig,
+    *,
+    ref_logps: torch.Tensor | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    autocast: Any = contextlib.nullcontext,
+) -> UpdateStats:
+    """`cfg.epochs` optimiser steps on `batch`, each accumulating gradients over micro-batches."""
+    import torch
+
+    weights = token_weights(batch.completion_mask, cfg.loss_norm, max_new_tokens)  # [N, C]
+    old_logps = None  # one epoch: π_old = π, the ratio is 1 (detached), no extra forward pass
+    if cfg.epochs > 1:
+        old_logps = _no_grad_logps(policy, batch, temperature, cfg.micro_batch_size, autocast)  # [N, C]
+    params = [p for p in policy.parameters() if p.requires_grad]
+    total, kl_sum, clip_sum, grad_norm = 0.0, 0.0, 0.0, 0.0
+    for _ in range(cfg.epochs):
+        optimizer.zero_grad(set_to_none=True)
+        total, kl_sum, clip_sum = 0.0, 0.0, 0.0
+        for rows, mb in batch.micro_batches(cfg.micro_batch_size):
+            with autocast():
+                logp = per_token_logps(policy, mb, temperature)  # [n, C]
+            old = old_logps[rows] if old_logps is not None else logp.detach()
+            ref = ref_logps[rows] if ref_logps is not None else None
+            loss, stats = grpo_loss(logp, old, ref, mb.advantages, weights[rows], beta=cfg.beta, clip_eps=cfg.clip_eps)
+            loss.backward()
+            share = float(mb.completion_mask.sum()) / max(float(batch.completion_mask.sum()), 1.0)
+            total += float(loss.detach())
+            kl_sum += stats.get("kl", 0.0) * share
+            clip_sum += stats["clip_frac"] * share
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        optimizer.step()
+    kl = kl_sum if ref_logps is not None and cfg.beta > 0 else None
+    return UpdateStats(loss=total, kl=kl, clip_frac=clip_sum, grad_norm=grad_norm)
+
+
+# -- one GRPO step: sample, verify, update ----------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One sampled proof and what the kernel said."""
+
+    problem: str
+    proof: str
+    reward: float | None  # None: the verifier gave no verdict
+    verdict: str
+    tokens: int
+
+
+@dataclass
+class StepResult:
+    metrics: dict[str, Any]
+    samples: list[Sample] = field(default_factory=list)
+
+
+class GRPOTrainer:
+    """Holds the policy, its optimiser, the reference, the generator and the verifier; `step` runs one GRPO step."""
+
+    def __init__(
+        self,
+        policy: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        generator: Generator,
+        verifier: Verifier,
+        cfg: GRPOConfig,
+        sampling: SamplingConfig,
+        *,
+        template: str = "plain",
+        reference: PreTrainedModel | None = None,
+    ):
+        import torch
+
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.generator = generator
+        self.verifier = verifier
+        self.cfg = cfg
+        self.sampling = sampling
+        self.template = template
+        self.reference = reference  # None with β>0 and a LoRA policy: the base model with adapters off
+        self.device = next(policy.parameters()).device
+        params = [p for p in policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.steps_done = 0  # GRPO steps taken (set on resume): drives the warm-up
+
+    def current_lr(self) -> float:
+        """`cfg.lr`, ramped linearly over the first `cfg.warmup_steps` steps."""
+        if self.cfg.warmup_steps <= 0:
+            return self.cfg.lr
+        return self.cfg.lr * min(1.0, (self.steps_done + 1) / self.cfg.warmup_steps)
+
+    def autocast(self) -> Any:
+        import torch
+
+        if self.device.type == "cuda" and self.cfg.bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def reference_logps(self, batch: RolloutBatch) -> torch.Tensor | None:
+        """log π_ref [N, C], or None when β = 0 (no reference model is kept)."""
+        if self.cfg.beta <= 0:
+            return None
+        micro, temp = self.cfg.micro_batch_size, self.sampling.temperature
+        if self.reference is not None:
+            return _no_grad_logps(self.reference, batch, temp, micro, self.autocast)
+        if hasattr(self.policy, "disable_adapter"):  # LoRA: the frozen base is the reference
+            with self.policy.disable_adapter():
+                return _no_grad_logps(self.policy, batch, temp, micro, self.autocast)
+        raise ValueError("beta > 0 needs a reference model (or a LoRA policy)")
+
+    def step(self, problems: Sequence[Problem], seed: int | None = None) -> StepResult:
+        """Sample G proofs per problem, verify them in one batch, update the policy once (cfg.epochs steps)."""
+        import torch
+
+        g = self.cfg.group_size
+        t0 = time.perf_counter()
+        self.verifier.prewarm()  # Lean starts while the model generates
+        prompts = [render_prompt(p, self.template, self.tokenizer) for p in problems]
+        groups = self.generator.generate(prompts, g, replace(self.sampling, seed=seed))  # B lists of G
+        t_gen = time.perf_counter() - t0
+
+        proofs = [[extract_proof(c.text, self.template) for c in group] for group in groups]
+        pairs = [(p, proof) for p, row in zip(problems, proofs, strict=True) for proof in row]  # B·G
+        t1 = time.perf_counter()
+        verdicts = verify_with_retries(self.verifier, pairs, self.cfg.verify_retries)  # `error`: retried, never 0
+        t_verify = time.perf_counter() - t1
+        if verdicts and all(v.outcome == "error" for v in verdicts):
+            raise RuntimeError(f"the verifier gave no verdict for any sample: {verdicts[0].detail}")
+
+        valid = torch.tensor([v.outcome != "error" for v in verdicts]).view(len(problems), g)  # [B, G]
+        rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float).view(len(problems), g)  # [B, G]
+        adv, zero_var = group_advantages(rewards, valid, scale=self.cfg.scale_rewards, eps=self.cfg.adv_eps)
+
+        # Learn only from valid samples of groups with signal.
+        completions: list[Completion] = [c for group in groups for c in group]
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
+        keep = [i for i in range(len(completions)) if valid.view(-1)[i] and not zero_var[i // g]]
+        t2 = time.perf_counter()
+        update = None
+        lr = self.current_lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if keep:
+            batch = RolloutBatch.build(
+                [prompt_ids[i // g] for i in keep],
+                [completions[i].token_ids for i in keep],
+                [float(adv.view(-1)[i]) for i in keep],
+                self.pad,
+            ).to(self.device)
+            self.policy.eval()  # no dropout: the ratio must be 1 on the first epoch
+            update = update_policy(
+                self.policy,
+                self.optimizer,
+                batch,
+                self.cfg,
+                ref_logps=self.reference_logps(batch),
+                max_new_tokens=self.sampling.max_new_tokens,
+                temperature=self.sampling.temperature,
+                autocast=self.autocast,
+            )
+            self.generator.sync_weights(self.policy)
+        t_train = time.perf_counter() - t2
+        self.steps_done += 1
+
+        n_tokens = sum(len(c.token_ids) for c in completions)
+        valid_rewards = rewards[valid]
+        solved = ((rewards * valid.float()).sum(1) > 0).float()  # [B]: any sample proved
+        metrics = {
+            "reward_mean": float(valid_rewards.mean()) if valid_rewards.numel() else math.nan,
+            "pass_rate": float(solved.mean()),
+            "zero_variance_frac": float(zero_var.float().mean()),
+            "kl": update.kl if update else None,
+            "loss": update.loss if update else None,
+            "clip_frac": update.clip_frac if update else None,
+            "grad_norm": update.grad_norm if update else None,
+            "lr": lr,
+            "trained_samples": len(keep),
+            "verifier_errors": int((~valid).sum()),
+            "completion_tokens_mean": n_tokens / max(len(completions), 1),
+            "tokens_per_s": n_tokens / max(t_gen, 1e-9),
+            "generate_s": t_gen,
+            "verify_s": t_verify,
+            "train_s": t_train,
+            "step_s": time.perf_counter() - t0,
+        }
+        samples = [
+            Sample(
+                problems[i // g].name,
+                pairs[i][1],
+                float(rewards.view(-1)[i]) if valid.view(-1)[i] else None,
+                verdicts[i].outcome,
+                len(completions[i].token_ids),
+            )
+            for i in range(len(pairs))
+        ]
+        return StepResult(metrics, samples)

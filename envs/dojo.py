@@ -1,0 +1,117 @@
+"""LeanDojo adapter (`pip install 'lean-gym[dojo]'`): problems from a traced repository, tactics via `Dojo`.
+
+    from leangym.envs.dojo import DojoTactics, traced_problems
+
+    problems = traced_problems("https://github.com/yangky11/lean4-example", "7b6ecb9a", limit=10)
+    with DojoTactics(problems[0]) as dojo:
+        step = dojo.start()                        # the theorem's initial proof state
+        step = dojo.apply(step.state, "omega")     # TacticStep, as from leangym.lean.repl_tactics
+
+For a repository LeanDojo has traced (its own Lean project, any toolchain LeanDojo supports).
+Each `Problem` keeps the repository, commit, file and full name in `extra`: a theorem of a
+repository elaborates only inside its file (its namespaces, variables, earlier lemmas), so
+`DojoTactics` runs it there, through `lean_dojo.Dojo`, rather than through leangym's verifier.
+`DojoTactics` answers with the `TacticState`/`TacticStep` of the REPL tactic mode, so a
+tactic environment can take either backend. `lean_dojo` is imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leangym.lean.repl_tactics import TacticState, TacticStep
+from leangym.lean.types import InfraError
+from leangym.rewards.problem import Problem
+
+INSTALL_HINT = "LeanDojo is not installed: pip install 'lean-gym[dojo]'"
+
+
+def _lean_dojo() -> Any:
+    try:
+        import lean_dojo
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
+    return lean_dojo
+
+
+def traced_problems(
+    url: str, commit: str, *, limit: int | None = None, tactic_proofs_only: bool = True
+) -> list[Problem]:
+    """The theorems of the repository at `url`@`commit` (traced by LeanDojo; the first trace takes long)."""
+    lean_dojo = _lean_dojo()
+    repo = lean_dojo.LeanGitRepo(url, commit)
+    problems = []
+    for traced in lean_dojo.trace(repo).get_traced_theorems():
+        thm = traced.theorem
+        if thm.repo != repo or (tactic_proofs_only and not traced.has_tactic_proof()):
+            continue  # a dependency's theorem, or one whose proof is a term
+        problems.append(
+            Problem(
+                name=thm.full_name,
+                formal_statement=traced.get_theorem_statement().rstrip() + " := by",
+                reference_proof=traced.get_tactic_proof(),
+                extra={"repo": url, "commit": repo.commit, "file_path": str(thm.file_path), "full_name": thm.full_name},
+            )
+        )
+        if limit is not None and len(problems) == limit:
+            break
+    return problems
+
+
+class DojoTactics:
+    """One theorem's proof search through `lean_dojo.Dojo` (a context manager, like `Dojo` itself).
+
+    After a timeout or a crash the Dojo process is gone: the step says so (`infra`), and the
+    search must start again in a new `DojoTactics`.
+    """
+
+    def __init__(self, problem: Problem, *, timeout: int = 600):
+        lean_dojo = _lean_dojo()
+        extra = problem.extra
+        repo = lean_dojo.LeanGitRepo(extra["repo"], extra["commit"])
+        self.problem = problem
+        self._lean_dojo = lean_dojo
+        self._dojo = lean_dojo.Dojo(lean_dojo.Theorem(repo, extra["file_path"], extra["full_name"]), timeout=timeout)
+        self._initial: Any = None
+        self._states: dict[int, Any] = {}  # Dojo's own state objects, by id
+
+    def __enter__(self) -> DojoTactics:
+        _, self._initial = self._dojo.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._dojo.__exit__(*exc)
+
+    def start(self) -> TacticStep:
+        """The theorem's initial proof state."""
+        return self._step(self._initial, ())
+
+    def apply(self, state: TacticState, tactic: str) -> TacticStep:
+        """Run `tactic` in `state` (which must come from this object)."""
+        ld = self._lean_dojo
+        try:
+            result = self._dojo.run_tac(self._states[state.proof_state], tactic)
+        except ld.DojoTacticTimeoutError as e:
+            return TacticStep(None, "the tactic timed out", infra=InfraError("timeout", str(e)))
+        except ld.DojoCrashError as e:
+            kind = "out_of_memory" if e.is_out_of_memory else "crash"
+            return TacticStep(None, "Lean crashed", infra=InfraError(kind, str(e)))
+        if isinstance(result, ld.LeanError):
+            return TacticStep(None, result.error)
+        if isinstance(result, ld.ProofGivenUp):
+            return TacticStep(None, "the proof contains `sorry`")
+        return self._step(result, (*state.tactics, tactic))
+
+    def _step(self, result: Any, tactics: tuple[str, ...]) -> TacticStep:
+        finished = isinstance(result, self._lean_dojo.ProofFinished)
+        if not finished:
+            self._states[result.id] = result
+        state = TacticState(
+            goals=() if finished else tuple(result.pp.split("\n\n")),
+            proof_status="Completed" if finished else "Incomplete: open goals remain",
+            header="",
+            statement=self.problem.formal_statement,
+            tactics=tactics,
+            proof_state=result.tactic_state_id if finished else result.id,
+        )
+        return TacticStep(state, messages=())

@@ -1,0 +1,284 @@
+"""The runtime API (`LeanRuntime.check`) over a pool of Lean REPLs: one header, many proofs.
+
+A source is split into its *header* — the leading `import`, `open`, `set_option` and
+`universe` lines — and its *body*. Each worker elaborates a header once (`{"cmd": header}`)
+and checks every body that shares it on top of that environment (`{"cmd": body, "env": n}`).
+Each body starts from the header's environment afresh, so nothing one source declares or
+changes (instances, attributes, notation, `#exit`) reaches another: sources never share a
+scope the way a batched file run must arrange for.
+
+Messages come back with positions relative to the whole source (the header's line count is
+added to a body's lines); the header's own messages are part of every result in its group,
+as they would be in a file. Sources that hold only a header, or whose header cannot be
+cut cleanly at a line end, are sent whole as one fresh command.
+
+`check_with_followups` also runs trusted commands (e.g. `#print axioms t`) in the
+environment a source produced, through the same worker, for the verifier's audit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leangym.lean.lexer import Token, tokenize
+from leangym.lean.pool import ReplCommand, ReplPool, ReplWorker
+from leangym.lean.repl import LeanError
+from leangym.lean.runtime import LeanRuntime
+from leangym.lean.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
+
+_HEADER_COMMANDS = {"import", "open", "set_option", "universe"}
+REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
+
+
+@dataclass(frozen=True)
+class Split:
+    """A source cut into the header its group shares and the body checked on top of it."""
+
+    header: str  # "" when the source is sent whole
+    body: str
+    line_offset: int  # lines of the source before the body's first line
+    imports: tuple[str, ...] = ()
+
+
+def split_header(source: str) -> Split:
+    """Cut `source` after its leading `import`/`open`/`set_option`/`universe` commands (see the module doc)."""
+    tokens = tokenize(source)
+    code = [t for t in tokens if t.kind != "comment"]
+    starts_line = [t.start == 0 or source[t.start - 1] == "\n" for t in code]
+    imports: list[str] = []
+    header_end, i = 0, 0
+    while i < len(code) and starts_line[i] and code[i].kind == "ident" and code[i].text in _HEADER_COMMANDS:
+        j = i + 1
+        while j < len(code) and not starts_line[j]:  # a command runs until a token at column 0
+            j += 1
+        command = code[i:j]
+        if any(t.kind == "ident" and t.text == "in" for t in command):  # `open X in …` scopes what follows
+            break
+        if command[0].text == "import":
+            imports += [t.name for t in command[1:] if t.kind == "ident"]
+        header_end, i = command[-1].end, j
+    whole = Split("", source, 0, tuple(imports))
+    cut = source.find("\n", header_end)
+    if header_end == 0 or cut == -1 or any(t.unterminated for t in tokens) or _straddles(tokens, cut):
+        return whole
+    return Split(source[:cut], source[cut + 1 :], source.count("\n", 0, cut + 1), tuple(imports))
+
+
+def _straddles(tokens: list[Token], offset: int) -> bool:
+    return any(t.start < offset < t.end for t in tokens)
+
+
+@dataclass(frozen=True)
+class _Job:
+    split: Split
+    followups: tuple[str, ...] = ()
+
+
+@dataclass
+class Checked:
+    """A source's result, and the results of the follow-up commands run in its environment."""
+
+    result: SourceResult
+    followups: list[SourceResult] = field(default_factory=list)
+
+
+class ReplRuntime(LeanRuntime):
+    """A `LeanRuntime` over a `ReplPool` (see the module docstring)."""
+
+    name = "native"
+
+    def __init__(
+        self,
+        pool: ReplPool,
+        *,
+        version: str,
+        timeout: float = 60.0,
+        header_timeout: float = 600.0,
+        importable: Callable[[str], bool] | None = None,
+        import_hint: Callable[[str], str] | None = None,
+        preload_header: str | None = None,
+    ):
+        self.pool = pool
+        self._version = version
+        self.timeout = timeout  # seconds per source (a body's command)
+        self.header_timeout = header_timeout  # seconds to elaborate a header (`import Mathlib`: several)
+        self._importable = importable
+        self._import_hint = import_hint or (lambda m: f"`import {m}`: not found by this runtime")
+        self.preload_header = preload_header
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def can_import(self, module: str) -> bool:
+        return self._importable is None or self._importable(module)
+
+    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+        return [c.result for c in self.check_with_followups([(s, ()) for s in sources], timeout=timeout)]
+
+    def check_with_followups(
+        self, items: Sequence[tuple[str, Sequence[str]]], *, timeout: float | None = None
+    ) -> list[Checked]:
+        """Check each source, then run its follow-up commands (trusted text) in the environment it made.
+
+        A follow-up result is `ok` with Lean's messages about it (positions relative to the
+        follow-up). Follow-ups run only when the source itself was checked (`status == "ok"`).
+        """
+        limit = self.timeout if timeout is None else timeout
+        out: dict[int, Checked] = {}
+        jobs: list[tuple[int, _Job]] = []
+        for i, (source, followups) in enumerate(items):
+            split = split_header(source)
+            missing = [m for m in split.imports if not self.can_import(m)]
+            if missing:
+                error = InfraError("unsupported_import", self._import_hint(missing[0]))
+                out[i] = Checked(SourceResult("error", error=error))
+            else:
+                jobs.append((i, _Job(split, tuple(followups))))
+
+        done = self.pool.map([job for _, job in jobs], lambda worker, job: self._run(worker, job, limit), _failed)
+        out.update({i: checked for (i, _), checked in zip(jobs, done, strict=True)})
+        return [out[i] for i in range(len(items))]
+
+    def _run(self, worker: ReplWorker, job: _Job, limit: float) -> Checked:
+        split = job.split
+        shared: list[Message] = []
+        env: int | None = None
+        if split.header:
+            head = worker.header(split.header, self.header_timeout)
+            if isinstance(head, LeanError):
+                return Checked(_refused(f"the header did not elaborate: {head.message}", kind="startup"))
+            shared, env = head.messages, head.env
+        started = time.monotonic()
+        answer = worker.process.command(split.body, env=env, timeout=limit, line_offset=split.line_offset)
+        seconds = time.monotonic() - started
+        if isinstance(answer, LeanError):
+            return Checked(_refused(f"the REPL refused the source: {answer.message}", shared, seconds))
+        checked = Checked(SourceResult("ok", shared + answer.messages, seconds=seconds))
+        for text in job.followups:
+            follow = worker.process.command(text, env=answer.env, timeout=limit)
+            if isinstance(follow, LeanError):
+                checked.followups.append(_refused(f"the REPL refused a follow-up: {follow.message}"))
+            else:
+                checked.followups.append(SourceResult("ok", follow.messages))
+        return checked
+
+    def prewarm(self) -> None:
+        """Start every worker, and elaborate `preload_header` in each, so the first batch waits for neither."""
+        header = self.preload_header
+
+        def warm(worker: ReplWorker) -> Any:
+            return worker.header(header, self.header_timeout) if header else worker.process
+
+        self.pool.on_every_worker(warm)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _refused(
+    detail: str, messages: list[Message] | None = None, seconds: float = 0.0, kind: InfraKind = "protocol"
+) -> SourceResult:
+    return SourceResult("error", list(messages or []), seconds=seconds, error=InfraError(kind, detail))
+
+
+def _failed(job: _Job, error: InfraError) -> Checked:
+    return Checked(SourceResult("timeout" if error.kind == "timeout" else "error", error=error))
+
+
+# -- the native REPL ----------------------------------------------------------------------
+
+
+def find_repl(project: Path | None) -> Path | None:
+    """The `repl` binary: $LEANGYM_REPL, else the one `lake build repl` put in the Lake project."""
+    configured = os.environ.get("LEANGYM_REPL")
+    if configured:
+        path = Path(configured).expanduser()
+        return path if path.is_file() else None
+    if project is None:
+        return None
+    candidates = [project / ".lake" / "build" / "bin" / "repl"]  # the project is the REPL itself
+    packages = project / ".lake" / "packages"
+    if packages.is_dir():  # the REPL as a dependency (lakefile: `name = "REPL"`)
+        candidates += [p / ".lake" / "build" / "bin" / "repl" for p in sorted(packages.iterdir())]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def default_workers(memory_mb: float | None) -> int:
+    """One worker per two cores, no more than the machine's memory holds at `memory_mb` each."""
+    by_cores = max(1, (os.cpu_count() or 2) // 2)
+    if not memory_mb:
+        return by_cores
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    return max(1, min(by_cores, int(total_mb // memory_mb)))
+
+
+_REPL_ONLY = {"max_requests", "retries", "preload_header", "machine_slots"}
+
+
+def file_runtime_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`native_repl_runtime` options in `FileRuntime` terms, for when the REPL is not built."""
+    renamed = {"workers": "max_procs", "header_timeout": "startup_timeout"}
+    return {renamed.get(k, k): v for k, v in options.items() if k not in _REPL_ONLY}
+
+
+def native_repl_runtime(
+    project: Path | None = None,
+    *,
+    workers: int | None = None,
+    timeout: float = 60.0,
+    header_timeout: float = 600.0,
+    memory_mb: float | None = 8192,
+    max_requests: int = 1000,
+    retries: int = 1,
+    preload_header: str | None = None,
+    machine_slots: bool = True,
+    **file_runtime_options: Any,
+) -> ReplRuntime:
+    """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT).
+
+    Accepts the `FileRuntime` option names too, so callers need not know which native runtime
+    they got: `max_procs` means `workers`, `startup_timeout` means `header_timeout`, and
+    `warm`/`max_batch` (file-runtime only) are ignored.
+    """
+    from leangym.lean import native
+
+    workers = workers or file_runtime_options.pop("max_procs", None) or default_workers(memory_mb)
+    header_timeout = file_runtime_options.pop("startup_timeout", header_timeout)
+    unknown = set(file_runtime_options) - {"warm", "max_batch"}
+    if unknown:
+        raise TypeError(f"unknown option(s) for the native REPL runtime: {', '.join(sorted(unknown))}")
+    launcher = native.find_native(project)
+    repl = find_repl(launcher.project)
+    if repl is None:
+        raise LeanRuntimeError(f"the Lean REPL is not built: {REPL_BUILD_HINT}")
+    sysroot = launcher.lean.parent.parent
+    env = {
+        **os.environ,
+        "LEAN_PATH": os.pathsep.join(map(str, launcher.lean_path)),
+        "LEAN_SYSROOT": str(sysroot),
+        "PATH": f"{sysroot / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = ReplCommand((str(repl),), env=env, cwd=launcher.project)
+    pool = ReplPool(
+        command,
+        workers=workers,
+        memory_mb=memory_mb,
+        max_requests=max_requests,
+        retries=retries,
+        machine_slots=machine_slots,
+    )
+    return ReplRuntime(
+        pool,
+        version=f"{launcher.version} (REPL)",
+        timeout=timeout,
+        header_timeout=header_timeout,
+        importable=launcher.can_import,
+        import_hint=launcher.import_hint,
+        preload_header=preload_header,
+    )

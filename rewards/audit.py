@@ -1,0 +1,155 @@
+"""The native runtime's kernel-side audit of accepted proofs: a separate, trusted Lean run.
+
+The Lean run that elaborated a candidate is the one run a malicious proof could have
+influenced. So each proof that run accepted is checked again, by programs that take
+nothing from it on trust:
+
+1. `LGReference<k>.lean`: the trusted header and statement with `sorry` for a proof,
+   compiled once per problem (`lean -o`). It fixes the statement's type, elaborated with no
+   submitted text in scope (so no instance or notation of the candidate can change it).
+2. `LGCandidate<i>.lean`: the source the verifier checked, compiled to an `.olean`.
+3. `audit.lean`, run with `lean --run`: it loads both environments without parsing any
+   Lean text, replays every constant of the candidate module through the kernel on top of
+   the reference, checks that the target theorem's type is the reference statement's, and
+   prints its axioms as `#print axioms` does. The policy allows propext, Classical.choice
+   and Quot.sound (plus the compiler's axioms when `allow_native_decide` is set).
+
+The embedded runtime cannot run it: every file there is a `module`, which refuses
+`#print axioms` and cannot compile the program (see docs/verification.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from leangym.rewards.policy import Policy
+from leangym.rewards.problem import Problem
+from leangym.rewards.submission import parse_statement
+from leangym.rewards.verdict import Verdict
+
+AUDIT_PROGRAM = Path(__file__).with_name("audit.lean")
+
+_AXIOMS = re.compile(r"'(?P<name>.+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*)\]|does not depend on any axioms)")
+
+
+def parse_axioms(output: str) -> tuple[str, ...] | None:
+    """The axioms a `#print axioms` line in `output` names (`()` for none), or None if there is no such line."""
+    m = _AXIOMS.search(output)
+    if m is None:
+        return None
+    listed = m.group("axioms") or ""
+    return tuple(a.strip() for a in listed.split(",") if a.strip())
+
+
+def reference_source(problem: Problem, namespace: str) -> str:
+    """The trusted reference module: the header, then the statement (proof `sorry`) inside `namespace`."""
+    lines = problem.header.splitlines()
+    imports = [ln for ln in lines if ln.startswith("import ")]
+    rest = [ln for ln in lines if not ln.startswith("import ")]
+    statement = problem.formal_statement.rstrip()
+    return "\n".join([*imports, *rest, f"namespace {namespace}", statement, "  sorry", f"end {namespace}", ""])
+
+
+def judge_audit(output: str, returncode: int, target: str, policy: Policy) -> Verdict | None:
+    """What the audit program's output means: None when the proof passes, else the verdict it earns."""
+    failure = re.search(r"^lg-audit: failed: (.*)$", output, re.MULTILINE | re.DOTALL)
+    if failure is not None:
+        why = failure.group(1).strip()
+        if "(kernel)" in why:
+            return Verdict("rejected", ("kernel_rejected",), detail=f"kernel replay: {why}")
+        if why.startswith("missing:"):
+            return Verdict("rejected", ("missing_declaration",), detail=why)
+        if why.startswith("type mismatch"):
+            return Verdict("rejected", ("statement_modified",), detail=why)
+        return Verdict("error", ("audit_failed",), detail=why)
+    axioms = parse_axioms(output)
+    if returncode != 0 or axioms is None or "lg-audit: type ok" not in output:
+        return Verdict("error", ("audit_failed",), detail=f"audit exited with {returncode}: {output[-500:]}")
+    extra = [a for a in axioms if a not in policy.allowed_axioms]
+    if extra:
+        reasons = ("nonstandard_axiom", "sorry") if "sorryAx" in extra else ("nonstandard_axiom",)
+        return Verdict("rejected", reasons, detail=f"'{target}' depends on {', '.join(extra)}")
+    return None
+
+
+@dataclass
+class NativeAudit:
+    """Runs the audit with a native `lean` (see the module docstring)."""
+
+    lean: Path
+    lean_path: tuple[Path, ...]
+    policy: Policy
+    workers: int = max(1, os.cpu_count() or 1)
+
+    @classmethod
+    def find(cls, policy: Policy) -> NativeAudit:
+        from leangym.lean.native import find_native
+
+        launcher = find_native()
+        return cls(launcher.lean, launcher.lean_path, policy)
+
+    def audit(self, items: Sequence[tuple[Problem, str]]) -> list[Verdict | None]:
+        """For each (problem, checked source) Lean accepted: None if the audit passes, else the new verdict."""
+        with tempfile.TemporaryDirectory(prefix="leangym-audit-") as tmp:
+            work = Path(tmp)
+            modules: dict[tuple[str, str], str] = {}  # one reference module per problem
+            firsts: list[Problem] = []
+            for problem, _ in items:
+                if (problem.header, problem.formal_statement) not in modules:
+                    modules[(problem.header, problem.formal_statement)] = f"LGReference{len(firsts)}"
+                    firsts.append(problem)
+            with ThreadPoolExecutor(self.workers) as pool:
+                compiled = pool.map(lambda p, m: self._reference(work, p, m), firsts, modules.values())
+                ref_errors = dict(zip(modules.values(), compiled, strict=True))
+                refs = [modules[(p.header, p.formal_statement)] for p, _ in items]
+                return list(
+                    pool.map(
+                        lambda i, item, ref: self._candidate(work, f"LGCandidate{i}", *item, ref, ref_errors[ref]),
+                        range(len(items)), items, refs,
+                    )
+                )  # fmt: skip
+
+    def _candidate(
+        self, work: Path, module: str, problem: Problem, source: str, ref: str, ref_error: str | None
+    ) -> Verdict | None:
+        name = parse_statement(problem.formal_statement).name
+        if name is None:
+            return None  # an `example` declares nothing to audit
+        if ref_error is not None:
+            return Verdict("error", ("audit_failed",), detail=f"the reference did not compile: {ref_error}")
+        error = self._compile(work, module, source)
+        if error is not None:
+            return Verdict("error", ("audit_failed",), detail=f"the candidate did not compile again: {error}")
+        argv = [str(self.lean), "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}"]
+        try:
+            done = subprocess.run(argv, env=self._env(work), capture_output=True, text=True, timeout=self._limit())
+        except subprocess.TimeoutExpired:
+            return Verdict("error", ("audit_failed",), detail=f"the audit ran past {self._limit():.0f} s")
+        return judge_audit(done.stdout + done.stderr, done.returncode, name, self.policy)
+
+    def _reference(self, work: Path, problem: Problem, module: str) -> str | None:
+        return self._compile(work, module, reference_source(problem, module))
+
+    def _compile(self, work: Path, module: str, text: str) -> str | None:
+        """`lean -o` one module into `work`; the end of Lean's output if that fails."""
+        src = work / f"{module}.lean"
+        src.write_text(text, encoding="utf-8")
+        argv = [str(self.lean), "-o", str(work / f"{module}.olean"), str(src)]
+        try:
+            done = subprocess.run(argv, env=self._env(work), capture_output=True, text=True, timeout=self._limit())
+        except subprocess.TimeoutExpired:
+            return f"ran past {self._limit():.0f} s"
+        return None if done.returncode == 0 else (done.stdout + done.stderr)[-1000:]
+
+    def _env(self, work: Path) -> dict[str, str]:
+        return {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, (*self.lean_path, work)))}
+
+    def _limit(self) -> float:
+        return self.policy.timeout + 120.0  # the proof's own limit, plus loading the imports

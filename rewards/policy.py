@@ -1,0 +1,52 @@
+"""What the verifier accepts: the limits and the few constructs a researcher may choose to allow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+STANDARD_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
+# Axioms a proof gains by trusting Lean's compiler (`native_decide`, `decide +native`, `bv_decide`).
+COMPILER_AXIOMS = ("Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The verifier's rules. Every field is part of the cache key, so changing one re-checks.
+
+    The defaults are the strict reading of "reward 1 means the Lean kernel accepted a proof of
+    exactly this statement using only the standard axioms".
+    """
+
+    max_heartbeats: int = 400_000
+    """Lean's `maxHeartbeats` for the proof (`set_option maxHeartbeats N in` before the theorem;
+    the header's own setting is overridden). 0 means no limit: then only `timeout` stops a proof."""
+
+    timeout: float = 60.0
+    """Wall-clock seconds one proof may take inside a Lean run (start-up not counted)."""
+
+    max_bytes: int = 65_536
+    """Largest submission, in UTF-8 bytes, before anything else is looked at."""
+
+    allow_native_decide: bool = False
+    """Accept `native_decide`, `decide +native`, `bv_decide` and `Lean.ofReduceBool`: proofs that
+    trust Lean's compiler, not only its kernel (their axioms are then allowed by the audit)."""
+
+    allow_whole_file: bool = True
+    """Accept a whole Lean file that restates the trusted header and statement; else bodies only."""
+
+    allowed_options: tuple[str, ...] = ()
+    """Options the body may set with `set_option NAME v in …` (e.g. `("maxRecDepth",)`). Never
+    add `maxHeartbeats` or `debug.*`: they weaken the checks above."""
+
+    audit: bool = True
+    """Native runtime: re-check each proved candidate with the kernel in a separate, trusted Lean
+    run (`rewards/audit.py`). No effect on the embedded runtime, which cannot run it."""
+
+    @property
+    def allowed_axioms(self) -> frozenset[str]:
+        return frozenset(STANDARD_AXIOMS + (COMPILER_AXIOMS if self.allow_native_decide else ()))
+
+    def key(self) -> str:
+        """A stable text form, for cache keys."""
+        return json.dumps(asdict(self), sort_keys=True)

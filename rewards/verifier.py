@@ -1,0 +1,327 @@
+"""The verifier: submissions in, `Verdict`s out, many per Lean run.
+
+    verifier = Verifier("embedded")                       # or get_verifier() for the shared one
+    verdicts = verifier.verify_batch([(problem, proof), ...])
+    rewards = [v.reward for v in verdicts]                # 1.0 iff proved
+
+For each submission, in order (the first that applies decides):
+
+1. the cache: the same (runtime, header, statement, submission, policy) is never checked twice;
+2. reading it (`submission.py`): UTF-8, size, Markdown fence, body or whole file;
+3. screening the body (`screen.py`): constructs a proof may not use;
+4. the runtime must be able to load the header's imports (`import Mathlib` needs `native`);
+5. Lean: every remaining submission goes into ONE `runtime.check` call, assembled from the
+   trusted header and statement around the body (`assembly.py`), then judged from Lean's
+   messages; a source that crashed Lean (or ran it out of memory) is checked again alone;
+6. on the native runtime, each proof Lean accepted is audited by a separate, trusted Lean
+   run (`audit.py`): kernel replay, the statement's type, the axioms.
+
+`error` verdicts (the runtime could not decide) are never cached: the caller retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from leangym.lean import LeanRuntime, LeanRuntimeError, get_runtime
+from leangym.lean.lexer import code_tokens
+from leangym.rewards.assembly import Checked, assemble, judge
+from leangym.rewards.policy import Policy
+from leangym.rewards.problem import Problem
+from leangym.rewards.screen import describe, reasons_of, screen
+from leangym.rewards.submission import Rejection, decode, parse_statement, read_submission
+from leangym.rewards.verdict import Verdict
+
+DEFAULT_CACHE_SIZE = 65_536
+MAX_SOLO_RETRIES = 8  # sources per batch re-checked alone after a crash (each costs a Lean start-up)
+_PROOF_MAY_BE_AT_FAULT = (("runtime_error:crash",), ("runtime_error:out_of_memory",))
+
+
+@dataclass
+class _Job:
+    """A submission on its way to Lean."""
+
+    index: int
+    key: str
+    problem: Problem
+    checked: Checked
+
+
+class _RuntimeSlot:
+    """Where a verifier gets its runtime: made on first use, and made again after `close`.
+
+    A slot built around a given runtime never closes it: that runtime is its creator's.
+    """
+
+    def __init__(self, name: str, runtime: LeanRuntime | None = None):
+        self.name = name
+        self.owned = runtime is None
+        self._runtime = runtime
+        self._lock = threading.Lock()
+
+    def get(self) -> LeanRuntime:
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = get_runtime(self.name)  # raises LeanRuntimeError when not installed
+            return self._runtime
+
+    def holds(self, runtime: LeanRuntime) -> bool:
+        return self._runtime is runtime
+
+    def close(self) -> None:
+        with self._lock:
+            if self.owned and self._runtime is not None:
+                self._runtime.close()
+                self._runtime = None
+
+
+class Verifier:
+    """Kernel-checked, hack-resistant verification of proofs (see the module docstring).
+
+    `runtime` is a runtime name (the verifier makes it on first use and owns it) or a
+    `LeanRuntime` (the caller's: `close` leaves it running). Thread-safe.
+    """
+
+    def __init__(
+        self,
+        runtime: LeanRuntime | str = "embedded",
+        policy: Policy | None = None,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ):
+        self.policy = policy or Policy()
+        if isinstance(runtime, str):
+            self._slot = _RuntimeSlot(runtime)
+        else:
+            self._slot = _RuntimeSlot(runtime.name, runtime)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Verdict] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._auditor = None  # made on the first native audit
+
+    @property
+    def runtime(self) -> LeanRuntime:
+        """The Lean runtime (made on first use; raises `LeanRuntimeError` if it is not installed)."""
+        return self._slot.get()
+
+    @property
+    def runtime_name(self) -> str:
+        return self._slot.name
+
+    def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
+        return self.verify_batch([(problem, submission)])[0]
+
+    def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
+        """One verdict per (problem, submission), in order; one Lean run for the lot where possible."""
+        runtime_or_error: LeanRuntime | Verdict
+        try:
+            runtime_or_error = self.runtime
+        except LeanRuntimeError as e:
+            runtime_or_error = Verdict("error", ("runtime_error:missing_runtime",), detail=str(e))
+        version = runtime_or_error.version if isinstance(runtime_or_error, LeanRuntime) else "unavailable"
+        verdicts: list[Verdict | None] = [None] * len(pairs)
+        jobs: dict[str, _Job] = {}
+        repeats: list[tuple[int, str]] = []
+        for i, (problem, submission) in enumerate(pairs):
+            key = self._key(version, problem, submission)
+            if key in jobs:
+                repeats.append((i, key))
+            elif (hit := self._cached(key)) is not None:
+                verdicts[i] = hit
+            else:
+                prepared = self._prepare(problem, submission, runtime_or_error)
+                if isinstance(prepared, Verdict):
+                    verdicts[i] = self._remember(key, prepared)
+                else:
+                    jobs[key] = _Job(i, key, problem, prepared)
+        if jobs:
+            assert isinstance(runtime_or_error, LeanRuntime)  # else `_prepare` decided every one
+            for job, verdict in zip(jobs.values(), self._run(runtime_or_error, list(jobs.values())), strict=True):
+                verdicts[job.index] = self._remember(job.key, verdict)
+        for i, key in repeats:
+            first = verdicts[jobs[key].index]
+            assert first is not None
+            verdicts[i] = replace(first, cached=True) if first.outcome != "error" else first
+        return [v for v in verdicts if v is not None]
+
+    def prewarm(self) -> None:
+        """Start Lean now, so that the first batch does not wait for its start-up."""
+        self.runtime.prewarm()
+
+    def close(self) -> None:
+        """Release the Lean processes this verifier made (a later call makes new ones)."""
+        self._slot.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the steps --------------------------------------------------------------------
+
+    def _prepare(self, problem: Problem, submission: str | bytes, runtime: LeanRuntime | Verdict) -> Checked | Verdict:
+        """Steps 2-4: the checked source, or the verdict that makes Lean unnecessary."""
+        try:
+            statement = parse_statement(problem.formal_statement)
+        except ValueError as e:
+            return Verdict("error", ("bad_problem",), detail=f"{problem.name}: {e}")
+        text = decode(submission, self.policy)
+        if isinstance(text, Rejection):
+            return Verdict("rejected", text.reasons, detail=text.detail)
+        sub = read_submission(problem, statement, text)
+        if isinstance(sub, Rejection):
+            return Verdict("rejected", sub.reasons, detail=sub.detail)
+        findings = screen(sub.body, self.policy)
+        if findings:
+            return Verdict("rejected", reasons_of(findings), detail=describe(findings, sub.body))
+        if not code_tokens(sub.body):
+            return Verdict("rejected", ("empty_proof",), detail="the proof body is empty")
+        if isinstance(runtime, Verdict):
+            return runtime
+        missing = [m for m in problem.imports if not runtime.can_import(m)]
+        if missing:
+            return _unsupported(runtime.name, missing[0])
+        return assemble(problem, statement, sub, self.policy)
+
+    def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
+        """Step 5 (and 6): one `check` call for every job."""
+        started = time.monotonic()
+        try:
+            results = runtime.check([j.checked.source for j in jobs], timeout=self.policy.timeout)
+        except (LeanRuntimeError, RuntimeError, OSError) as e:
+            error = Verdict("error", (f"runtime_error:{type(e).__name__}",), detail=str(e))
+            return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
+        verdicts = [judge(r, j.checked) for r, j in zip(results, jobs, strict=True)]
+        suspects = [i for i, v in enumerate(verdicts) if v.reasons in _PROOF_MAY_BE_AT_FAULT]
+        for i in suspects[:MAX_SOLO_RETRIES]:
+            verdicts[i] = self._alone(runtime, jobs[i], verdicts[i])
+        if runtime.name == "native" and self.policy.audit:
+            verdicts = self._audit(jobs, verdicts)
+        return verdicts
+
+    def _alone(self, runtime: LeanRuntime, job: _Job, first: Verdict) -> Verdict:
+        """Check a source that crashed Lean (or ran it out of memory) in a batch again, alone.
+
+        In a batch the runtime may blame a neighbour for a crash; alone, the blame is certain.
+        A proof that brings Lean down twice, the second time by itself, is rejected: were it
+        an `error`, a policy could learn to crash Lean to escape a 0.
+        """
+        try:
+            [result] = runtime.check([job.checked.source], timeout=self.policy.timeout)
+        except (LeanRuntimeError, RuntimeError, OSError):
+            return first
+        again = judge(result, job.checked)
+        if again.reasons not in _PROOF_MAY_BE_AT_FAULT:
+            return again
+        reason = "lean_crash" if again.reasons == ("runtime_error:crash",) else "out_of_memory"
+        detail = f"Lean failed on this proof in a batch and again alone: {again.detail}"
+        return Verdict("rejected", (reason,), seconds=first.seconds + again.seconds, detail=detail)
+
+    def _audit(self, jobs: list[_Job], verdicts: list[Verdict]) -> list[Verdict]:
+        """Step 6: the native kernel-side audit of every proof Lean accepted (`audit.py`)."""
+        from leangym.rewards.audit import NativeAudit
+
+        proved = [i for i, v in enumerate(verdicts) if v.proved]
+        if not proved:
+            return verdicts
+        try:
+            if self._auditor is None:
+                self._auditor = NativeAudit.find(self.policy)
+            audited = self._auditor.audit([(jobs[i].problem, jobs[i].checked.source) for i in proved])
+        except (LeanRuntimeError, OSError) as e:
+            audited = [Verdict("error", ("audit_failed",), detail=str(e))] * len(proved)
+        out = list(verdicts)
+        for i, verdict in zip(proved, audited, strict=True):
+            if verdict is not None:
+                out[i] = replace(verdict, messages=out[i].messages, seconds=out[i].seconds)
+        return out
+
+    # -- the cache --------------------------------------------------------------------
+
+    def _key(self, version: str, problem: Problem, submission: str | bytes) -> str:
+        body = submission.hex() if isinstance(submission, bytes) else submission
+        fields = [self.runtime_name, version, problem.header, problem.formal_statement, body, self.policy.key()]
+        return hashlib.sha256(json.dumps(fields).encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _cached(self, key: str) -> Verdict | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return replace(hit, cached=True)
+        return None
+
+    def _remember(self, key: str, verdict: Verdict) -> Verdict:
+        if verdict.outcome != "error" and self.cache_size > 0:
+            with self._cache_lock:
+                self._cache[key] = verdict
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return verdict
+
+
+def _unsupported(runtime: str, module: str) -> Verdict:
+    """The header needs a module this runtime cannot load: say which runtime can."""
+    if runtime == "embedded":
+        detail = (
+            f"`import {module}`: the embedded runtime has only Lean's core library (Init, Std, Lean); "
+            "use the native runtime (`--runtime native`, docs/native.md)"
+        )
+        return Verdict("error", ("unsupported_import", "needs_runtime:native"), detail=detail)
+    detail = f"`import {module}`: the {runtime} runtime cannot load it; build it in the Lake project (docs/native.md)"
+    return Verdict("error", ("unsupported_import",), detail=detail)
+
+
+# -- process-wide shared verifiers ----------------------------------------------------
+
+_SHARED_LOCK = threading.Lock()
+_SLOTS: dict[str, _RuntimeSlot] = {}
+_VERIFIERS: dict[tuple[str, Policy], Verifier] = {}
+
+
+def get_verifier(runtime: LeanRuntime | str = "embedded", policy: Policy | None = None) -> Verifier:
+    """The process-wide verifier for (runtime, policy): environments, the trainer and the reward
+    functions share its cache and its Lean processes this way.
+
+    Verifiers of one runtime name share one runtime, whatever their policy; `close()` on any
+    of them ends its Lean processes, and the next call starts new ones. Passing a
+    `LeanRuntime` makes it that shared runtime from now on (it stays its creator's to close).
+    """
+    policy = policy or Policy()
+    with _SHARED_LOCK:
+        if isinstance(runtime, LeanRuntime):
+            name = runtime.name
+            slot = _SLOTS.get(name)
+            if slot is None or not slot.holds(runtime):
+                _SLOTS[name] = _RuntimeSlot(name, runtime)
+                for key in [k for k in _VERIFIERS if k[0] == name]:
+                    del _VERIFIERS[key]
+        else:
+            name = runtime
+        slot = _SLOTS.setdefault(name, _RuntimeSlot(name))
+        verifier = _VERIFIERS.get((name, policy))
+        if verifier is None:
+            verifier = Verifier(name, policy)
+            verifier._slot = slot
+            _VERIFIERS[(name, policy)] = verifier
+        return verifier
+
+
+def verify(
+    problem: Problem, submission: str | bytes, *, runtime: str = "embedded", policy: Policy | None = None
+) -> Verdict:
+    """Verify one submission with the shared verifier (batch with `verify_batch` when you can)."""
+    return get_verifier(runtime, policy).verify(problem, submission)
+
+
+def reward(verdict: Verdict) -> float:
+    """1.0 iff the verdict is `proved`, else 0.0 (an `error` is not a judgement: retry it)."""
+    return verdict.reward

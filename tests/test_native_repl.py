@@ -1,0 +1,83 @@
+"""The REPL runtime on a real native Lean: skipped (with the reason) unless `leangym doctor` finds one.
+
+Needs the toolchain and the REPL built in the Lake project (docs/native.md); the Mathlib test
+also needs Mathlib. Everything sent to Lean goes in one batch per module fixture.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from leangym.lean import get_runtime
+from leangym.lean.doctor import native_status
+from leangym.lean.repl import axioms_from_message
+from leangym.lean.repl_runtime import ReplRuntime
+from leangym.lean.repl_tactics import ReplTactics
+
+STATUS = native_status()
+pytestmark = [
+    pytest.mark.native,
+    pytest.mark.skipif(not STATUS["available"], reason=f"no native Lean: {STATUS.get('problem')}"),
+    pytest.mark.skipif(
+        str(STATUS.get("repl", "")).startswith("not built"), reason=f"native Lean found, REPL {STATUS.get('repl')}"
+    ),
+]
+
+HEADER = "set_option maxHeartbeats 400000\nopen Nat\n"
+PROVED = HEADER + "theorem t1 (n : Nat) : n + 0 = n := by simp"
+REJECTED = HEADER + "theorem t2 (n : Nat) : n + 1 = n := by\n  omega"
+SORRY = HEADER + "theorem t3 (a b : Nat) : a + b = b + a := by sorry"
+SOLO = "instance : OfNat Nat 3 := ⟨2⟩\ntheorem t4 : (1 : Nat) + 1 = 3 := rfl"  # needs its own scope
+MATHLIB = "import Mathlib\ntheorem t5 : Nat.gcd 180 168 = 12 := by norm_num"
+
+
+@pytest.fixture(scope="module")
+def repl_lean() -> ReplRuntime:
+    lean = get_runtime("native", timeout=120.0, workers=2)
+    assert isinstance(lean, ReplRuntime)
+    yield lean
+    lean.close()
+
+
+@pytest.fixture(scope="module")
+def checked(repl_lean):
+    sources = [PROVED, REJECTED, SORRY, SOLO, PROVED]
+    items = [(s, ["#print axioms t1"] if s is PROVED else []) for s in sources]
+    return repl_lean.check_with_followups(items)
+
+
+def test_verdicts(checked):
+    proved, rejected, sorry, solo, again = (c.result for c in checked)
+    assert proved.ok and again.ok
+    assert rejected.status == "ok" and rejected.has_errors and rejected.messages[0].pos.line in (3, 4)
+    assert sorry.ok and [m.kind for m in sorry.messages] == ["hasSorry"] and sorry.messages[0].pos.line == 3
+    assert solo.status == "ok"  # Lean's own verdict on that file, whatever it is, with no leak to others
+
+
+def test_axioms_followup(checked):
+    [axioms] = checked[0].followups
+    names = axioms_from_message(axioms.messages[0].text)
+    assert names is not None and "sorryAx" not in names
+
+
+def test_same_verdicts_as_the_file_runtime(checked):
+    with get_runtime("native", repl=False, timeout=120.0) as file_lean:
+        by_file = file_lean.check([PROVED, REJECTED, SORRY])
+    for via_repl, via_file in zip(checked, by_file, strict=False):
+        assert via_repl.result.ok == via_file.ok
+        assert [m.severity for m in via_repl.result.messages] == [m.severity for m in via_file.messages]
+
+
+def test_tactic_mode(repl_lean):
+    tactics = ReplTactics(repl_lean.pool, timeout=60.0)
+    start = tactics.start("theorem t6 (a b : Nat) : a + b = b + a := by sorry", header="open Nat")
+    assert start.state is not None and start.state.goals[0].endswith("⊢ a + b = b + a")
+    assert tactics.apply(start.state, "exact foo_bar_unknown").failed
+    done = tactics.apply(start.state, "omega")
+    assert done.state is not None and done.state.done
+
+
+@pytest.mark.skipif(not STATUS.get("mathlib"), reason="Mathlib is not built in the Lake project")
+def test_mathlib(repl_lean):
+    [result] = repl_lean.check([MATHLIB])
+    assert result.ok, result
