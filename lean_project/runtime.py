@@ -185,7 +185,12 @@ class FileRuntime(LeanRuntime):
         try:
             while queue or runs:
                 while queue and len(runs) < self.max_procs:
-                    run = self._start(queue.popleft(), results)
+                    # Never wait for a slot while holding one: two runtimes (or processes) that each
+                    # held a finished run's slot and waited for a second would wait forever.
+                    slot = self._run_slots.acquire(block=not runs)
+                    if slot is None:
+                        break
+                    run = self._start(queue.popleft(), results, slot)
                     if run is not None:
                         runs.append(run)
                 for run in list(runs):
@@ -200,10 +205,9 @@ class FileRuntime(LeanRuntime):
             for run in runs:  # interrupted (Ctrl-C) or failed: leave no process behind
                 run.proc.cleanup()
 
-    def _start(self, batch: list[Prepared], results: dict[int, SourceResult]) -> _Run | None:
-        """Hand `batch` to a Lean process; if none can be started, record why and return None."""
+    def _start(self, batch: list[Prepared], results: dict[int, SourceResult], slot: int) -> _Run | None:
+        """Hand `batch` to a Lean process holding run `slot`; if none can be started, record why and return None."""
         asm = assemble(batch)
-        slot = self._run_slots.acquire()  # may wait for other runtimes on this machine
         try:
             proc = self._take_spare()
             if proc is None:
