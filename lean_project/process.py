@@ -33,8 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from leangym.lean.batch import parse_line
-
 _PR_SET_PDEATHSIG = 1
 
 
@@ -120,7 +118,6 @@ class LeanProcess:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self._proc = popen_owned(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         self._offset = 0
-        self._partial = b""
         self.slots: list[int] = []  # MachineSlots descriptors this process holds
 
     @property
@@ -134,16 +131,14 @@ class LeanProcess:
         tmp.replace(self.input_file)
         self.fed_at = time.monotonic()
 
-    def poll(self) -> list[dict]:
-        """`--json` messages printed since the last call (complete lines only)."""
+    def read_new(self) -> str:
+        """What Lean printed on stdout since the last call (cut at a line end)."""
         with self.stdout_path.open("rb") as f:
             f.seek(self._offset)
             chunk = f.read()
-        self._offset += len(chunk)
-        data = self._partial + chunk
-        *lines, self._partial = data.split(b"\n")
-        found = (parse_line(line.decode("utf-8", "replace")) for line in lines)
-        return [m for m in found if m is not None]
+        cut = chunk.rfind(b"\n") + 1
+        self._offset += cut
+        return chunk[:cut].decode("utf-8", "replace")
 
     @property
     def waiting(self) -> bool:

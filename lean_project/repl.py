@@ -126,8 +126,11 @@ def message_from_repl(raw: Mapping[str, Any], line_offset: int = 0) -> Message:
 
     severity = _SEVERITY.get(raw["severity"], "error")
     text = str(raw.get("data", ""))
-    # The REPL's messages carry no kind; name the one the verifiers rely on, as `lean --json` does.
-    kind = "hasSorry" if severity == "warning" and text == SORRY_WARNING else ""
+    # The Lean REPL's messages carry no kind (the session program's do): name the one the
+    # verifiers rely on, as `lean --json` does.
+    kind = str(raw.get("kind") or "").replace("[anonymous]", "")
+    if not kind and severity == "warning" and text == SORRY_WARNING:
+        kind = "hasSorry"
     return Message(severity, text, pos(raw["pos"]), pos(raw.get("endPos")), kind)  # type: ignore[arg-type]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from leangym.lean.lexer import Token, tokenize
 from leangym.lean.pool import ReplCommand, ReplPool, ReplWorker
-from leangym.lean.repl import LeanError
+from leangym.lean.repl import LeanError, ReplFailure
 from leangym.lean.runtime import LeanRuntime
 from leangym.lean.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
 
@@ -88,28 +88,37 @@ class Checked:
 
 
 class ReplRuntime(LeanRuntime):
-    """A `LeanRuntime` over a `ReplPool` (see the module docstring)."""
+    """A `LeanRuntime` over a `ReplPool` (see the module docstring).
 
-    name = "native"
+    The pool's processes are the Lean REPL (`native`) or leangym's own session program
+    (`embedded`, `lean_project/session/Session.lean`), which speaks the same protocol.
+    """
 
     def __init__(
         self,
         pool: ReplPool,
         *,
+        name: str = "native",
         version: str,
         timeout: float = 60.0,
         header_timeout: float = 600.0,
         importable: Callable[[str], bool] | None = None,
         import_hint: Callable[[str], str] | None = None,
         preload_header: str | None = None,
+        startup_probe: str | None = None,
     ):
         self.pool = pool
+        self.name = name
         self._version = version
         self.timeout = timeout  # seconds per source (a body's command)
         self.header_timeout = header_timeout  # seconds to elaborate a header (`import Mathlib`: several)
         self._importable = importable
         self._import_hint = import_hint or (lambda m: f"`import {m}`: not found by this runtime")
         self.preload_header = preload_header
+        # The header of a source that has none: a fresh process answers it first, so a Lean
+        # that cannot start is never mistaken for one a source crashed (None: send such a
+        # source whole, as the recorded REPL transcripts do).
+        self.startup_probe = startup_probe
 
     @property
     def version(self) -> str:
@@ -141,6 +150,7 @@ class ReplRuntime(LeanRuntime):
             else:
                 jobs.append((i, _Job(split, tuple(followups))))
 
+        self._count(len(jobs))
         done = self.pool.map([job for _, job in jobs], lambda worker, job: self._run(worker, job, limit), _failed)
         out.update({i: checked for (i, _), checked in zip(jobs, done, strict=True)})
         return [out[i] for i in range(len(items))]
@@ -149,8 +159,12 @@ class ReplRuntime(LeanRuntime):
         split = job.split
         shared: list[Message] = []
         env: int | None = None
-        if split.header:
-            head = worker.header(split.header, self.header_timeout)
+        header = split.header or self.startup_probe
+        if header is not None:
+            try:
+                head = worker.header(header, self.header_timeout)
+            except ReplFailure as failure:  # trusted text: Lean itself did not come up
+                raise ReplFailure(InfraError("startup", f"Lean did not start: {failure.error.detail}")) from failure
             if isinstance(head, LeanError):
                 return Checked(_refused(f"the header did not elaborate: {head.message}", kind="startup"))
             shared, env = head.messages, head.env

@@ -1,16 +1,21 @@
 """The runtime API: check a batch of Lean sources, get one `SourceResult` per source.
 
-`LeanRuntime` is what every caller (verifier, environments, CLI) uses. `FileRuntime`
-implements it for any Lean that checks a file given on its command line — the embedded
-wasm build and a native `lean` — by:
+`LeanRuntime` is what every caller (verifier, environments, CLI) uses. Two implementations:
 
-1. grouping the sources into few runs (`batch.plan`), each source in a scope of its own;
-2. running up to `max_procs` Lean processes at once, taking pre-started ("warm") ones
-   when the launcher supports it, so a batch does not wait for Lean's start-up;
-3. watching each run: a source gets `timeout` seconds from the moment the previous one
-   finished (markers in Lean's output show progress); memory is capped per process;
-4. when a run dies or is stopped mid-way, keeping every verdict it finished, charging the
-   source it was on, and checking the rest again in a new run.
+* `repl_runtime.ReplRuntime`: long-lived Lean processes (the embedded session program, or the
+  native Lean REPL) that take sources one request at a time: the default.
+* `FileRuntime` (here): one Lean process per batch, for when no process can be kept alive.
+  It runs the session program over a file of requests (`batch.py`), so each source is
+  elaborated from its imports alone, exactly as in a session. It
+
+  1. groups the sources into few runs (`batch.plan`);
+  2. runs up to `max_procs` Lean processes at once, taking pre-started ("warm") ones when
+     the launcher supports it, so a batch does not wait for Lean's start-up;
+  3. watches each run: the imports get `startup_timeout` seconds, each source `timeout` seconds
+     from the moment the previous request was answered; memory is capped per process;
+  4. when a run dies or is stopped mid-way, keeps every answer it gave, charges the source it
+     was on, and checks the rest again in a new run; a run that dies before answering
+     anything is started once more before its sources are reported as errors.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from leangym.lean.batch import Assembled, Attribution, Prepared, assemble, attribute, plan, prepare
+from leangym.lean.batch import Answers, Prepared, plan, prepare, requests
 from leangym.lean.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean.types import InfraError, SourceResult
 
@@ -37,6 +42,13 @@ class LeanRuntime(ABC):
     """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
 
     name: str = "lean"
+    lean_batches: int = 0  # `check` calls that sent at least one source to Lean (tests and benchmarks read it)
+    lean_sources: int = 0  # sources sent to Lean
+
+    def _count(self, sources: int) -> None:
+        if sources:
+            self.lean_batches += 1
+            self.lean_sources += sources
 
     @property
     @abstractmethod
@@ -68,14 +80,13 @@ class LeanRuntime(ABC):
 
 
 class Launcher(Protocol):
-    """How to start one Lean that checks a file (see `embedded.EmbeddedLauncher`, `native.NativeLauncher`)."""
+    """How to start one Lean running the session program over a request file (see `embedded`, `native`)."""
 
     name: str
     version: str
-    warm_start: bool  # may the process start before its input file exists?
-    reliable_progress: bool  # does Lean's output reach the file line by line?
+    warm_start: bool  # may the process start before its request file exists?
 
-    def command(self, input_file: Path, options: list[str]) -> tuple[list[str], dict[str, str]]: ...
+    def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]: ...
 
     def can_import(self, module: str) -> bool: ...
 
@@ -84,41 +95,37 @@ class Launcher(Protocol):
 
 @dataclass
 class _Run:
-    """A Lean process working on one assembled batch."""
+    """A Lean process working on one batch."""
 
     batch: list[Prepared]
-    asm: Assembled
     proc: LeanProcess
-    attr: Attribution = field(default_factory=Attribution)
+    answers: Answers = field(default_factory=Answers)
     last_progress: float = 0.0
+    attempt: int = 0  # 1 for a batch retried after its first run died before answering
 
 
 class FileRuntime(LeanRuntime):
-    """A `LeanRuntime` over a command-line Lean (see the module docstring)."""
+    """A `LeanRuntime` over one Lean process per batch (see the module docstring)."""
 
     def __init__(
         self,
         launcher: Launcher,
         *,
         timeout: float = 60.0,
-        startup_timeout: float = 240.0,
+        startup_timeout: float = 600.0,
         max_procs: int | None = None,
         memory_mb: int = 8192,
         warm: int = 1,
         max_batch: int = 256,
-        lean_options: Sequence[str] | None = None,
     ):
         self.launcher = launcher
         self.name = launcher.name
-        self.timeout = timeout  # seconds per source, counted from the previous source's end
-        self.startup_timeout = startup_timeout  # seconds until Lean has read its imports
+        self.timeout = timeout  # seconds per source, counted from the previous answer
+        self.startup_timeout = startup_timeout  # seconds until the imports are answered (Lean's start-up)
         self.max_procs = max(1, max_procs or os.cpu_count() or 1)
         self.memory_mb = memory_mb
         self.warm = warm if launcher.warm_start else 0
         self.max_batch = max_batch
-        # Lean stops a file after 100 errors by default (`maxErrors`), which would cut a batch
-        # short; the option is read from the command line only.
-        self.lean_options = ["-DmaxErrors=0", *(lean_options or [])]
         self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
         self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
@@ -152,7 +159,8 @@ class FileRuntime(LeanRuntime):
         with self._lock:
             if self._closed:
                 raise RuntimeError("this runtime is closed")
-            self._run_all(deque(plan(runnable, self.max_batch)), results, limit)
+            self._count(len(runnable))
+            self._run_all(deque((b, 0) for b in plan(runnable, self.max_batch)), results, limit)
             self._top_up_spares(busy=0)  # warm up for the next call (not during this one)
         return [results[i] for i in range(len(sources))]
 
@@ -180,7 +188,9 @@ class FileRuntime(LeanRuntime):
 
     # -- scheduling -------------------------------------------------------------------
 
-    def _run_all(self, queue: deque[list[Prepared]], results: dict[int, SourceResult], limit: float) -> None:
+    def _run_all(
+        self, queue: deque[tuple[list[Prepared], int]], results: dict[int, SourceResult], limit: float
+    ) -> None:
         runs: list[_Run] = []
         try:
             while queue or runs:
@@ -190,7 +200,7 @@ class FileRuntime(LeanRuntime):
                     slot = self._run_slots.acquire(block=not runs)
                     if slot is None:
                         break
-                    run = self._start(queue.popleft(), results, slot)
+                    run = self._start(*queue.popleft(), results, slot)
                     if run is not None:
                         runs.append(run)
                 for run in list(runs):
@@ -205,16 +215,16 @@ class FileRuntime(LeanRuntime):
             for run in runs:  # interrupted (Ctrl-C) or failed: leave no process behind
                 run.proc.cleanup()
 
-    def _start(self, batch: list[Prepared], results: dict[int, SourceResult], slot: int) -> _Run | None:
+    def _start(self, batch: list[Prepared], attempt: int, results: dict[int, SourceResult], slot: int) -> _Run | None:
         """Hand `batch` to a Lean process holding run `slot`; if none can be started, record why and return None."""
-        asm = assemble(batch)
+        text = requests(batch)
         try:
             proc = self._take_spare()
             if proc is None:
-                proc = self._spawn(asm.text)
+                proc = self._spawn(text)
             else:
                 proc.release_slots()  # no longer a spare
-                proc.feed(asm.text)
+                proc.feed(text)
         except OSError as e:
             os.close(slot)
             for p in batch:
@@ -222,13 +232,13 @@ class FileRuntime(LeanRuntime):
             return None
         proc.slots.append(slot)
         self.runs_started += 1
-        return _Run(batch, asm, proc, last_progress=time.monotonic())
+        return _Run(batch, proc, last_progress=time.monotonic(), attempt=attempt)
 
     def _spawn(self, text: str | None) -> LeanProcess:
-        """A new Lean process; with `text` None it is a spare, waiting for its input."""
+        """A new Lean process; with `text` None it is a spare, waiting for its requests."""
         workdir = private_dir()
-        input_file = workdir / "batch.lean"
-        argv, env = self.launcher.command(input_file, self.lean_options)
+        input_file = workdir / "requests.jsonl"
+        argv, env = self.launcher.command(input_file)
         try:
             if text is not None:
                 input_file.write_text(text, encoding="utf-8")
@@ -263,70 +273,61 @@ class FileRuntime(LeanRuntime):
 
     # -- watching one run -------------------------------------------------------------
 
-    def _watch(self, run: _Run, results: dict[int, SourceResult], limit: float) -> list[list[Prepared]] | None:
-        """Advance `run`; when it is over, record results and return batches to retry."""
-        before = (run.attr.ready, len(run.attr.done))
-        attribute(run.proc.poll(), run.asm, run.attr)
+    def _watch(
+        self, run: _Run, results: dict[int, SourceResult], limit: float
+    ) -> list[tuple[list[Prepared], int]] | None:
+        """Advance `run`; when it is over, record results and return batches to run again."""
+        before = (run.answers.ready, len(run.answers.messages))
+        run.answers.feed(run.proc.read_new())
         now = time.monotonic()
-        if (run.attr.ready, len(run.attr.done)) != before:
+        if (run.answers.ready, len(run.answers.messages)) != before:
             run.last_progress = now
         failure: InfraError | None = None
-        if run.proc.returncode() is None:
-            waiting_for_start = run.asm.ready_line and not run.attr.ready
-            allowed = self.startup_timeout if waiting_for_start else limit
-            if not run.asm.ready_line and not run.attr.done:
-                allowed = self.startup_timeout + limit  # a solo run: start-up and the source
+        finished = len(run.answers.messages) >= len(run.batch)
+        if run.answers.unreadable:
+            failure = InfraError("protocol", f"Lean printed something that is not an answer: {run.answers.unreadable}")
+        elif run.proc.returncode() is None and not finished:
+            allowed = limit if run.answers.ready else self.startup_timeout
             if now - run.last_progress > allowed:
-                failure = InfraError(
-                    "startup" if waiting_for_start else "timeout",
-                    f"no progress for {allowed:.0f} s",
-                )
+                failure = InfraError("timeout" if run.answers.ready else "startup", f"no answer for {allowed:.0f} s")
             elif run.proc.rss_mb() > self.memory_mb:
                 failure = InfraError("out_of_memory", f"passed the {self.memory_mb} MiB cap")
             else:
                 return None
-            run.proc.kill()
-        attribute(run.proc.poll(), run.asm, run.attr)
+        run.proc.kill()
+        run.answers.feed(run.proc.read_new())
         return self._settle(run, results, failure)
 
-    def _settle(self, run: _Run, results: dict[int, SourceResult], failure: InfraError | None) -> list[list[Prepared]]:
-        """Record what `run` finished; charge the source it stopped on; return the rest to retry."""
-        proc, attr = run.proc, run.attr
+    def _settle(
+        self, run: _Run, results: dict[int, SourceResult], failure: InfraError | None
+    ) -> list[tuple[list[Prepared], int]]:
+        """Record what `run` answered; charge the source it stopped on; return the rest to run again."""
+        proc, answered = run.proc, run.answers.messages[: len(run.batch)]
         wall = time.monotonic() - (proc.fed_at or proc.started)
         share = wall / len(run.batch)
-        for idx in attr.done:
-            msgs = attr.shared + attr.messages.get(idx, [])
-            results[idx] = SourceResult("ok", msgs, seconds=share)
-        left = [p for p in run.batch if p.index not in results]
+        for p, messages in zip(run.batch, answered, strict=False):
+            results[p.index] = SourceResult("ok", messages, seconds=share)
+        left = run.batch[len(answered) :]
         if not left:
             return []
-        exited_by_itself = failure is None
         if failure is None:
             code = proc.returncode()
             failure = InfraError("crash", f"Lean exited with status {code} mid-batch\n{proc.stderr_tail()}".strip())
-        if run.asm.ready_line and not attr.ready and failure.kind != "out_of_memory":
-            shared = "\n".join(m.text for m in attr.shared)
-            detail = f"Lean did not start: {failure.detail}\n{shared}\n{proc.stderr_tail()}".strip()
+        if failure.kind == "timeout":  # a verdict: the source ran past its limit
+            results[left[0].index] = SourceResult("timeout", seconds=wall, error=failure)
+            return [(left[1:], 0)] if left[1:] else []
+        if not run.answers.ready:  # died before its imports were answered: Lean did not come up
+            if run.attempt == 0:
+                return [(left, 1)]  # once more, in a fresh process
+            kind = "out_of_memory" if failure.kind == "out_of_memory" else "startup"
             for p in left:
-                results[p.index] = SourceResult(
-                    "error", list(attr.shared), seconds=wall, error=InfraError("startup", detail)
-                )
+                results[p.index] = SourceResult("error", seconds=wall, error=InfraError(kind, failure.detail))
             return []
         suspect, rest = left[0], left[1:]
-        suspect_msgs = attr.messages.get(suspect.index, [])
-        if exited_by_itself and (proc.returncode() == 0 or any(m.is_error for m in suspect_msgs)):
-            # Lean stopped by itself on the suspect and its exit status agrees with its
-            # messages (say, `#exit`, or an unterminated comment that swallowed the markers
-            # after it): a verdict, not a crash. The rest are checked again.
-            results[suspect.index] = SourceResult("ok", attr.shared + suspect_msgs, seconds=share)
-            return [rest] if rest else []
-        # Markers are reliable for a timeout (reporting waits on the slow source); after a
-        # crash, a neighbour may have finished without its marker being reported yet.
-        if len(run.batch) == 1 or (self.launcher.reliable_progress and failure.kind != "crash"):
-            status = "timeout" if failure.kind == "timeout" else "error"
-            results[suspect.index] = SourceResult(status, suspect_msgs, seconds=wall, error=failure)
-            return [rest] if rest else []
-        return [[suspect], rest] if rest else [[suspect]]
+        if run.attempt == 0:  # the source Lean died on gets a fresh process to itself, once
+            return [([suspect], 1), *([(rest, 0)] if rest else [])]
+        results[suspect.index] = SourceResult("error", seconds=wall, error=failure)
+        return [(rest, 0)] if rest else []
 
 
 def _close_ref(ref: weakref.ref[FileRuntime]) -> None:

@@ -67,14 +67,22 @@ def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Po
     return Checked(before + sub.body + check, body_line, body_column, body_end_line, sub.line, sub.column)
 
 
+_THE_PROOFS_DOING = {"crash": "lean_crash", "out_of_memory": "out_of_memory"}
+
+
 def judge(result: SourceResult, checked: Checked) -> Verdict:
     """The verdict Lean's result supports: never `proved` unless Lean finished cleanly."""
     if result.status == "timeout":
         return Verdict("rejected", ("timeout",), seconds=result.seconds, detail=str(result.error or ""))
-    if result.status == "error":  # the verifier retries crash and out_of_memory alone (verifier.py)
+    if result.status == "error":
         kind = result.error.kind if result.error else "crash"
-        reason = "unsupported_import" if kind == "unsupported_import" else f"runtime_error:{kind}"
         detail = str(result.error or "the runtime gave no reason")
+        if kind in _THE_PROOFS_DOING:
+            # The runtime checked it once more in a fresh Lean, where nothing else ran: were this
+            # an `error`, a policy could learn to crash Lean to escape a 0.
+            detail = f"Lean failed on this proof twice, the second time in a fresh process: {detail}"
+            return Verdict("rejected", (_THE_PROOFS_DOING[kind],), seconds=result.seconds, detail=detail)
+        reason = "unsupported_import" if kind == "unsupported_import" else f"runtime_error:{kind}"
         return Verdict("error", (reason,), seconds=result.seconds, detail=detail)
     reasons: list[str] = []
     messages: list[Message] = []

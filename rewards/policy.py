@@ -35,9 +35,19 @@ class Policy:
     allow_whole_file: bool = True
     """Accept a whole Lean file that restates the trusted header and statement; else bodies only."""
 
-    allowed_options: tuple[str, ...] = ()
-    """Options the body may set with `set_option NAME v in …` (e.g. `("maxRecDepth",)`). Never
-    add `maxHeartbeats` or `debug.*`: they weaken the checks above."""
+    allowed_options: tuple[str, ...] = (
+        "maxRecDepth",
+        "maxHeartbeats",
+        "synthInstance.maxHeartbeats",
+        "synthInstance.maxSize",
+        "pp.*",
+        "trace.*",
+        "linter.*",
+    )
+    """Options the body may set with `set_option NAME VALUE in …` (`pp.*`: every option under
+    `pp`). They change how far Lean searches or what it prints, never what it accepts: the
+    heartbeat options only up to `max_heartbeats` (never 0, "no limit"), and `debug.*` (which
+    holds `debug.skipKernelTC`) is refused whatever this list says."""
 
     audit: bool = True
     """Native runtime: re-check each proved candidate with the kernel in a separate, trusted Lean

@@ -15,7 +15,8 @@ after `open Lean in`). Each finding carries a stable reason code:
 * `forbidden_construct:<what>`: compiler-trusting decision procedures (`native_decide`,
   `decide +native`, `bv_decide`, `Lean.ofReduceBool`, `Lean.trustCompiler`), code that runs
   at elaboration (`run_tac`, `run_elab`, `run_meta`, `by_elab`, `elab`), `unsafe`,
-  `implemented_by`, `extern`, and `set_option` (unless the policy allows that option).
+  `implemented_by`, `extern`, and `set_option` of an option the policy does not allow
+  (`Policy.allowed_options`: search limits and printing, never `debug.*`).
 
 The list errs on the side of refusing: a prover loses nothing it needs for a proof.
 """
@@ -123,11 +124,23 @@ def _scoped_open(code: list[Token], i: int) -> bool:
     return False
 
 
+_HEARTBEAT_OPTIONS = frozenset({"maxHeartbeats", "synthInstance.maxHeartbeats"})
+
+
 def _allowed_option(code: list[Token], i: int, policy: Policy) -> bool:
-    """`set_option NAME VALUE in …` with NAME in the policy's `allowed_options`."""
+    """`set_option NAME VALUE in …` with NAME allowed by the policy, and a heartbeat VALUE within its cap."""
     if i + 3 >= len(code) or code[i + 1].kind != "ident" or code[i + 3].text != "in":
         return False
-    return normalize_name(code[i + 1].text) in policy.allowed_options
+    name, value = normalize_name(code[i + 1].text), code[i + 2].text
+    if name.startswith("debug.") or not any(
+        name == pattern or (pattern.endswith(".*") and name.startswith(pattern[:-1]))
+        for pattern in policy.allowed_options
+    ):
+        return False
+    if name in _HEARTBEAT_OPTIONS:
+        cap = policy.max_heartbeats
+        return value.isdigit() and int(value) > 0 and (cap == 0 or int(value) <= cap)
+    return True
 
 
 def reasons_of(findings: list[Finding]) -> tuple[str, ...]:

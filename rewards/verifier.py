@@ -12,7 +12,9 @@ For each submission, in order (the first that applies decides):
 4. the runtime must be able to load the header's imports (`import Mathlib` needs `native`);
 5. Lean: every remaining submission goes into ONE `runtime.check` call, assembled from the
    trusted header and statement around the body (`assembly.py`), then judged from Lean's
-   messages; a source that crashed Lean (or ran it out of memory) is checked again alone;
+   messages. The runtime checks each source from the header's environment alone (nothing
+   another submission declared is reachable), and checks a source Lean died on once more in
+   a fresh process before it reports the failure;
 6. on the native runtime, each proof Lean accepted is audited by a separate, trusted Lean
    run (`audit.py`): kernel replay, the statement's type, the axioms.
 
@@ -39,8 +41,6 @@ from leangym.rewards.submission import Rejection, decode, parse_statement, read_
 from leangym.rewards.verdict import Verdict
 
 DEFAULT_CACHE_SIZE = 65_536
-MAX_SOLO_RETRIES = 8  # sources per batch re-checked alone after a crash (each costs a Lean start-up)
-_PROOF_MAY_BE_AT_FAULT = (("runtime_error:crash",), ("runtime_error:out_of_memory",))
 
 
 @dataclass
@@ -199,30 +199,9 @@ class Verifier:
             error = Verdict("error", (f"runtime_error:{type(e).__name__}",), detail=str(e))
             return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
         verdicts = [judge(r, j.checked) for r, j in zip(results, jobs, strict=True)]
-        suspects = [i for i, v in enumerate(verdicts) if v.reasons in _PROOF_MAY_BE_AT_FAULT]
-        for i in suspects[:MAX_SOLO_RETRIES]:
-            verdicts[i] = self._alone(runtime, jobs[i], verdicts[i])
         if runtime.name == "native" and self.policy.audit:
             verdicts = self._audit(jobs, verdicts)
         return verdicts
-
-    def _alone(self, runtime: LeanRuntime, job: _Job, first: Verdict) -> Verdict:
-        """Check a source that crashed Lean (or ran it out of memory) in a batch again, alone.
-
-        In a batch the runtime may blame a neighbour for a crash; alone, the blame is certain.
-        A proof that brings Lean down twice, the second time by itself, is rejected: were it
-        an `error`, a policy could learn to crash Lean to escape a 0.
-        """
-        try:
-            [result] = runtime.check([job.checked.source], timeout=self.policy.timeout)
-        except (LeanRuntimeError, RuntimeError, OSError):
-            return first
-        again = judge(result, job.checked)
-        if again.reasons not in _PROOF_MAY_BE_AT_FAULT:
-            return again
-        reason = "lean_crash" if again.reasons == ("runtime_error:crash",) else "out_of_memory"
-        detail = f"Lean failed on this proof in a batch and again alone: {again.detail}"
-        return Verdict("rejected", (reason,), seconds=first.seconds + again.seconds, detail=detail)
 
     def _audit(self, jobs: list[_Job], verdicts: list[Verdict]) -> list[Verdict]:
         """Step 6: the native kernel-side audit of every proof Lean accepted (`audit.py`)."""

@@ -1,85 +1,53 @@
-"""Batch planning and assembly (no Lean needed; the Lean-backed checks are in test_runtime.py)."""
+"""One-shot batch requests and answers (no Lean needed; the Lean-backed checks are in test_runtime.py)."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from leangym.lean.batch import assemble, plan, prepare, solo_reason
-from leangym.lean.lexer import tokenize
-
-
-@pytest.mark.parametrize(
-    "src",
-    [
-        "theorem t : 1 = 1 := rfl",
-        'local notation "ONE" => 1\ntheorem t : ONE = 1 := rfl',
-        "set_option pp.all true\nopen Nat\ntheorem t : True := trivial",
-        "attribute [local simp] Nat.add_comm\ntheorem t : True := trivial",
-        "@[local simp] theorem aux : 1 = 1 := rfl",
-        "scoped instance : Inhabited Nat := ⟨1⟩",
-        "section\nvariable (n : Nat)\ntheorem t : n = n := rfl\nend",
-        "namespace Foo\ntheorem t : True := trivial\nend Foo",
-        "-- instance : OfNat Nat 9 := ⟨1⟩ (a comment)\ntheorem t : True := trivial",
-        'theorem t : "instance" = "instance" := rfl',
-    ],
-)
-def test_contained_sources_share_a_run(src: str) -> None:
-    assert solo_reason(tokenize(src)) is None
+from leangym.lean.batch import Answers, plan, prepare, requests
 
 
-@pytest.mark.parametrize(
-    ("src", "why"),
-    [
-        ("instance : OfNat Nat 9 := ⟨1⟩", "global `instance`"),
-        ('notation "ONE" => 1', "global `notation`"),
-        ("attribute [simp] Nat.add_comm", "global attribute"),
-        ("@[simp] theorem aux : 1 = 1 := rfl", "global attribute"),
-        ("@[local simp, instance] def x : Inhabited Nat := ⟨1⟩", "global attribute"),
-        ('macro "foo" : tactic => `(tactic| rfl)', "global `macro`"),
-        ("theorem t : True := trivial\n#exit", "uses `#exit`"),
-        ("end\ntheorem t : True := trivial", "closes a scope it did not open"),
-        ("section\ntheorem t : True := trivial", "leaves a scope open"),
-        ("theorem _root_.t : True := trivial", "declares a dotted name"),
-        ("theorem Nat.my_lemma : True := trivial", "declares a dotted name"),
-        ("theorem t : True := by\n  /- never closed", "unterminated comment, string or name"),
-        ("theorem t : True := by run_tac pure ()", "uses `run_tac`"),
-    ],
-)
-def test_sources_with_global_effects_run_alone(src: str, why: str) -> None:
-    assert solo_reason(tokenize(src)) == why
+def test_imports_are_read_past_comments() -> None:
+    assert prepare(0, "import Std\n-- a comment\nimport Lean.Data\ntheorem t : True := trivial").imports == (
+        "Std",
+        "Lean.Data",
+    )
+    assert prepare(0, "-- import Std\ntheorem t : True := trivial").imports == ()
 
 
-def test_imports_are_hoisted_and_lines_kept() -> None:
-    p = prepare(0, "import Std\n-- a comment\ntheorem t : True := trivial")
-    assert p.imports == ("Std",)
-    assert p.body.split("\n")[2] == "theorem t : True := trivial"  # line numbers unchanged
-    assert "import" not in p.body
-
-
-def test_plan_groups_by_imports_and_isolates_solo_sources() -> None:
+def test_plan_groups_by_imports_and_caps_the_batch() -> None:
     sources = [
         "theorem a : True := trivial",
         "import Std\ntheorem b : True := trivial",
-        "instance : Inhabited Nat := ⟨1⟩",
+        "instance : Inhabited Nat := ⟨1⟩",  # shares a run: every source is elaborated alone anyway
         "theorem c : True := trivial",
     ]
     batches = plan([prepare(i, s) for i, s in enumerate(sources)], max_batch=10)
-    assert sorted(sorted(p.index for p in b) for b in batches) == [[0, 3], [1], [2]]
-    assert [len(b) for b in plan([prepare(i, "theorem x : True := trivial") for i in range(5)], max_batch=2)] == [
-        2,
-        2,
-        1,
+    assert [[p.index for p in b] for b in batches] == [[0, 2, 3], [1]]
+    sizes = [len(b) for b in plan([prepare(i, "theorem x : True := trivial") for i in range(5)], max_batch=2)]
+    assert sizes == [2, 2, 1]
+
+
+def test_requests_are_the_imports_then_each_source_whole() -> None:
+    batch = [prepare(i, f"import Std\ntheorem t : {i} = {i} := rfl") for i in range(3)]
+    chunks = requests(batch).split("\n\n")
+    assert chunks[-1] == ""
+    assert [json.loads(c) for c in chunks[:-1]] == [
+        {"cmd": "import Std\n"},
+        *({"cmd": p.source} for p in batch),
     ]
 
 
-def test_assembled_file_wraps_each_source_in_its_own_scope() -> None:
-    batch = [prepare(i, f"theorem t : {i} = {i} := rfl") for i in range(3)]
-    asm = assemble(batch)
-    lines = asm.text.split("\n")
-    for span in asm.spans:
-        assert lines[span.first_line - 1] == f"theorem t : {span.index} = {span.index} := rfl"
-        assert lines[span.first_line - 2] == "section"
-        assert lines[span.first_line - 3] == f"namespace {span.namespace}"
-        assert lines[span.marker_line - 1] == f'#print "{asm.marker(span)}"'
-    assert len({s.namespace for s in asm.spans}) == 3
-    assert asm.nonce != assemble(batch).nonce  # fresh per run: a source cannot forge a marker
+def test_answers_are_read_as_they_arrive() -> None:
+    answers = Answers()
+    ready = json.dumps({"env": 0, "messages": []})
+    first = json.dumps(
+        {"env": 1, "messages": [{"severity": "error", "pos": {"line": 2, "column": 4}, "data": "no", "kind": "x"}]}
+    )
+    answers.feed(ready + "\n\n" + first[:10])
+    assert answers.ready and answers.messages == []
+    answers.feed(first[10:] + "\n\n")
+    [[message]] = answers.messages
+    assert (message.severity, message.pos.line, message.text, message.kind) == ("error", 2, "no", "x")
+    answers.feed('{"message": "Unknown environment."}\n\n')
+    assert answers.unreadable.startswith('{"message"') and len(answers.messages) == 1

@@ -1,7 +1,7 @@
 """`leangym/LeanProof-v0` with the real embedded Lean: registration, spaces, rewards, vector batching.
 
 Lean runs are few and counted: each vector step below sends its proofs in one batch
-(asserted on `runs_started`), and `check_env` takes three more (its random proofs).
+(asserted on `lean_batches`), and `check_env` takes three more (its random proofs).
 Submissions that the verifier refuses before Lean (`sorry`, `native_decide`, an extra
 axiom) cost no run, which is what lets the async test run without starting Lean.
 """
@@ -118,10 +118,10 @@ def grpo_step(lean: LeanRuntime) -> dict:
     """Four sync sub-envs on one problem (a GRPO group), one step: what came back and what it cost."""
     envs = gym.make_vec("leangym/LeanProof-v0", num_envs=4, vectorization_mode="sync", problems=PROBLEMS)
     envs.reset(seed=0, options={"problem": ADD.name})
-    runs = lean.runs_started
+    runs = lean.lean_batches
     obs, rewards, terminated, truncated, info = envs.step(GROUP)
     out = {"obs": obs, "rewards": rewards, "terminated": terminated, "truncated": truncated, "info": info}
-    out["runs"] = lean.runs_started - runs
+    out["runs"] = lean.lean_batches - runs
     envs.close()
     return out
 
@@ -154,16 +154,16 @@ def test_vector_entry_point_batches_and_autoresets(lean: LeanRuntime) -> None:
     hacks = {ADD.name: AXIOM_FILE, MOD.name: "\n  native_decide"}
     names = [s.split()[1] for s in obs["formal_statement"]]
     actions = tuple((right if i % 2 else hacks)[n] for i, n in enumerate(names))
-    runs = lean.runs_started
+    runs = lean.lean_batches
     _, rewards, terminated, _, info = envs.step(actions)
-    assert lean.runs_started - runs == 1  # the two right proofs, together; the hacks never reach Lean
+    assert lean.lean_batches - runs == 1  # the two right proofs, together; the hacks never reach Lean
     assert rewards.tolist() == [0.0, 1.0, 0.0, 1.0]
     hack_reasons = {ADD.name: "extra_declarations", MOD.name: "forbidden_construct:native_decide"}
     assert all(hack_reasons[names[i]] in info["reasons"][i] for i in (0, 2))
     assert "verdict: proved" in envs.render()[1]
-    runs = lean.runs_started
+    runs = lean.lean_batches
     _, rewards, terminated, _, _ = envs.step(actions)  # NEXT_STEP autoreset: every env resets, no Lean
-    assert lean.runs_started == runs and not terminated.any() and not rewards.any()
+    assert lean.lean_batches == runs and not terminated.any() and not rewards.any()
     envs.close()
 
 

@@ -41,39 +41,39 @@ def walk(lean: LeanRuntime) -> dict:
     seen: dict = {"env": env, "runs": {}}
 
     def runs(label: str, before: int) -> None:
-        seen["runs"][label] = lean.runs_started - before
+        seen["runs"][label] = lean.lean_batches - before
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["reset"] = env.reset(seed=0)
     root = seen["reset"][1]["state_id"]
     runs("reset", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["root_expansion"] = tactic_env.try_tactics(root, ["intro n", "exact foo", "intro n\ninduction n"])
     runs("root_expansion", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["failed"] = env.step("exact foo")  # answered from the expansion: no Lean run
     seen["intro"] = env.step("intro n")
     runs("cached_steps", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["induction"] = env.step("induction n")
     runs("induction", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     cases = seen["induction"][4]["state_id"]
     seen["case_expansion"] = tactic_env.try_tactics(cases, ["simp", "omega", "rfl", "sorry", "all_goals admit"])
     runs("case_expansion", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["goto"] = tactic_env.goto(seen["intro"][4]["state_id"])  # backtrack to after `intro n`
     seen["induction_again"] = env.step("induction n")
     seen["simp"] = env.step("simp")
     seen["render"] = env.render()
     runs("after_backtrack", before)
 
-    before = lean.runs_started
+    before = lean.lean_batches
     seen["omega"] = env.step("omega")
     runs("omega", before)
     return seen

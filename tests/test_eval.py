@@ -161,10 +161,10 @@ def test_hf_agent_samples_k_proofs_end_to_end(tmp_path: Path, verifier: Verifier
 def test_minif2f_on_the_embedded_runtime_fails_fast(
     tmp_path: Path, lean: LeanRuntime, verifier: Verifier, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = lean.runs_started
+    runs = lean.lean_batches
     with pytest.raises(ProblemSetError, match="needs Mathlib"):
         run_eval("minif2f:test", "portfolio", out=tmp_path / "a", verifier=verifier)
-    assert lean.runs_started == runs and not (tmp_path / "a").exists()
+    assert lean.lean_batches == runs and not (tmp_path / "a").exists()
     code = main(["eval", "--problems", "minif2f:test", "--agent", "search", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert code == 2 and "needs Mathlib" in err and "--runtime native" in err

@@ -159,13 +159,13 @@ def test_goals_that_have_no_statement_form() -> None:
 
 
 def test_mathlib_sets_are_refused_on_the_embedded_runtime_before_any_lean_run(lean: LeanRuntime) -> None:
-    runs = lean.runs_started
+    runs = lean.lean_batches
     with pytest.raises(ProblemSetError) as e:
         load_problems("minif2f:test", runtime=lean)
     assert "needs Mathlib" in str(e.value) and "native" in str(e.value) and "minif2f-core" in str(e.value)
     require_runtime(load_problems("core:test"), lean)  # no import: fine
     require_runtime(load_problems("minif2f-core"), lean)
-    assert lean.runs_started == runs
+    assert lean.lean_batches == runs
 
 
 def test_list_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -127,7 +127,7 @@ def test_hung_worker_times_out_and_the_batch_goes_on(tmp_path):
     assert results[1].status == "timeout" and results[1].error.kind == "timeout"
     assert_accepted(results[0])
     assert_accepted(results[2])
-    assert 1.0 <= elapsed < 10  # two attempts of 0.5 s each
+    assert 0.5 <= elapsed < 1.0 + 5  # one attempt: a timeout is the job's own outcome, not retried
 
 
 def test_slow_answers_within_and_past_the_limit(tmp_path):

@@ -316,9 +316,9 @@ ALL = RED_TEAM + CONTROLS + MIXED
 def verdicts(lean: LeanRuntime) -> dict[str, Verdict]:
     """Every case of the three suites, verified in one batch by the shared verifier."""
     verifier = get_verifier(lean, Policy())
-    runs = lean.runs_started
+    runs = lean.lean_batches
     out = verifier.verify_batch([(P[c.problem], c.submission) for c in ALL])
-    assert lean.runs_started - runs == 1  # one Lean run for the whole batch
+    assert lean.lean_batches - runs == 1  # one Lean run for the whole batch
     return dict(zip([c.id for c in ALL], out, strict=True))
 
 
@@ -394,10 +394,10 @@ def test_wall_clock_timeout_spares_its_neighbours(limit_verdicts: dict[str, list
 
 def test_repeats_are_served_from_the_cache(lean: LeanRuntime, verdicts: dict[str, Verdict]) -> None:
     verifier = get_verifier(lean, Policy())
-    runs = lean.runs_started
+    runs = lean.lean_batches
     group = [(P["add_comm"], "  omega")] * 4 + [(P["add_zero"], "  sorry")] * 2  # a GRPO group repeats samples
     again = verifier.verify_batch(group)
-    assert lean.runs_started == runs
+    assert lean.lean_batches == runs
     assert all(v.cached for v in again)
     assert [v.outcome for v in again] == ["proved"] * 4 + ["rejected"] * 2
     assert again[0] == verdicts["omega"]  # equal verdicts; `cached` is not part of equality
@@ -413,7 +413,7 @@ def test_messages_point_into_the_submitted_text(verdicts: dict[str, Verdict]) ->
 
 def test_trl_reward_function(lean: LeanRuntime, verdicts: dict[str, Verdict]) -> None:
     reward_fn = make_lean_reward(lean)
-    runs = lean.runs_started
+    runs = lean.lean_batches
     fenced = next(c for c in CONTROLS if c.id == "fenced-body").submission
     completions = [[{"role": "assistant", "content": fenced}], "  sorry", "  rfl", "  rfl"]  # chat and plain
     keys = ("add_zero", "add_zero", "two_two", "mathlib")
@@ -427,17 +427,17 @@ def test_trl_reward_function(lean: LeanRuntime, verdicts: dict[str, Verdict]) ->
         )
     assert scores[:3] == [1.0, 0.0, 1.0]
     assert scores[3] is None  # `import Mathlib` on the embedded runtime: an error, not a 0
-    assert lean.runs_started == runs
+    assert lean.lean_batches == runs
     assert reward_fn.__name__ == "lean_reward"
 
 
 def test_verl_compute_score(lean: LeanRuntime, verdicts: dict[str, Verdict]) -> None:
     get_verifier(lean, Policy())
-    runs = lean.runs_started
+    runs = lean.lean_batches
     truths = [P["two_two"].formal_statement, {"formal_statement": P["add_comm"].formal_statement, "header": F2F_HEADER}]
     scores = compute_score_batch(["lean", "lean"], ["  decide", "  omega -- 0a"], truths, [None, None])
     assert scores == [1.0, 1.0]
-    assert lean.runs_started == runs
+    assert lean.lean_batches == runs
 
 
 def minif2f_row() -> dict:
@@ -461,9 +461,9 @@ def test_cli_verify(lean: LeanRuntime, verdicts: dict[str, Verdict], tmp_path: P
     ]  # fmt: skip
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join(lines) + "\n")
-    runs = lean.runs_started
+    runs = lean.lean_batches
     assert leangym_main(["verify", str(src), "--out", str(out)]) == 0
-    assert lean.runs_started == runs
+    assert lean.lean_batches == runs
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [g["verdict"] for g in got] == ["proved", "rejected", "error", "error", "error"]
     assert got[0]["name"] == "add_comm'" and got[0]["reward"] == 1.0 and got[0]["split"] == "test" and got[0]["id"] == 7

@@ -167,8 +167,17 @@ def test_whole_file_accepted_forms(text: str) -> None:
         ("  bv_decide", ("forbidden_construct:bv_decide",)),
         ("  run_tac pure ()", ("forbidden_construct:run_tac",)),
         ("  exact unsafe 1", ("forbidden_construct:unsafe",)),
-        ("  set_option maxHeartbeats 0 in simp", ("forbidden_construct:set_option",)),
-        ("  set_option maxRecDepth 9999 in simp", ("forbidden_construct:set_option",)),
+        ("  set_option maxHeartbeats 0 in simp", ("forbidden_construct:set_option",)),  # 0: no limit
+        ("  set_option maxHeartbeats 400001 in simp", ("forbidden_construct:set_option",)),  # above the cap
+        ("  set_option synthInstance.maxHeartbeats 0 in simp", ("forbidden_construct:set_option",)),
+        ("  set_option debug.skipKernelTC true in simp", ("forbidden_construct:set_option",)),
+        ("  set_option Elab.async false in simp", ("forbidden_construct:set_option",)),  # not on the list
+        ("  set_option maxRecDepth 9999\n  simp", ("forbidden_construct:set_option",)),  # no `in`: a command
+        ("  set_option maxRecDepth 9999 in simp", ()),
+        ("  set_option maxHeartbeats 400000 in simp", ()),
+        ("  set_option synthInstance.maxSize 256 in simp", ()),
+        ("  set_option pp.all true in simp", ()),
+        ("  set_option trace.Meta.Tactic.simp true in simp", ()),
         ("  simp\nend", ("extra_declarations",)),
         ("  simp\n#exit", ("extra_declarations",)),
         ("  simp\nopen Nat", ("extra_declarations",)),
@@ -184,11 +193,18 @@ def test_screen(body: str, reasons: tuple[str, ...]) -> None:
 
 
 def test_screen_policy_knobs() -> None:
-    lenient = Policy(allow_native_decide=True, allowed_options=("maxRecDepth",))
+    lenient = Policy(allow_native_decide=True, allowed_options=("maxRecDepth", "debug.*"), max_heartbeats=0)
     assert screen("  native_decide", lenient) == []
     assert screen("  decide +native", lenient) == []
     assert screen("  set_option maxRecDepth 9999 in simp", lenient) == []
-    assert reasons_of(screen("  set_option maxHeartbeats 0 in simp", lenient)) == ("forbidden_construct:set_option",)
+    assert reasons_of(screen("  set_option pp.all true in simp", lenient)) == ("forbidden_construct:set_option",)
+    assert reasons_of(screen("  set_option debug.skipKernelTC true in simp", lenient)) == (
+        "forbidden_construct:set_option",
+    )  # never, whatever the list says
+    assert screen("  set_option maxHeartbeats 10 in simp", Policy(max_heartbeats=0)) == []  # no cap: any limit
+    assert reasons_of(screen("  set_option maxHeartbeats 0 in simp", Policy(max_heartbeats=0))) == (
+        "forbidden_construct:set_option",
+    )
     assert reasons_of(screen("  sorry", lenient)) == ("sorry",)
     assert reasons_of(screen("  run_tac pure ()", lenient)) == ("forbidden_construct:run_tac",)
 

@@ -22,6 +22,8 @@ MIXED: dict[str, str] = {
     "term_proof": "theorem t : ∀ n : Nat, n = n := fun _ => rfl",
     "same_name_1": "theorem twin : 1 + 1 = 2 := rfl",
     "same_name_2": "theorem twin : 2 + 2 = 4 := rfl",
+    # long enough that stdin reads cut multi-byte characters (`∨` is 3 bytes)
+    "long_unicode": "theorem t (n : Nat) (h : " + " ∨ ".join(f"n = {i}" for i in range(80)) + ") : n < 80 := by omega",
     # local notation and set_option stay inside their source
     "local_notation": 'local notation "ONE" => (1 : Nat)\ntheorem t : ONE + ONE = 2 := rfl',
     "after_local_notation": "theorem t : ONE + ONE = 2 := rfl",
@@ -52,7 +54,9 @@ def errors(res: SourceResult) -> list[str]:
     return [m.text for m in res.messages if m.severity == "error"]
 
 
-@pytest.mark.parametrize("name", ["true_simp", "true_omega", "term_proof", "open_ns", "same_name_1", "same_name_2"])
+@pytest.mark.parametrize(
+    "name", ["true_simp", "true_omega", "term_proof", "open_ns", "same_name_1", "same_name_2", "long_unicode"]
+)
 def test_true_theorems_are_accepted(mixed: dict[str, SourceResult], name: str) -> None:
     assert mixed[name].status == "ok"
     assert mixed[name].ok, mixed[name].messages

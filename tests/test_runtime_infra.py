@@ -48,23 +48,33 @@ def test_installed_glue_is_patched() -> None:
     glue = embedded.locate().glue.read_text(encoding="utf-8")
     assert "leangymSymbolIndex" in glue and "Object.keys(lib.exports).indexOf(symbol)" not in glue
     assert 'console.log("[DEBUG' not in glue
+    assert len(glue) < 2_000_000  # the export bookkeeping is gone (89 MB upstream)
+    assert "leangymPartial" in glue and "LEANGYM_PTHREAD_POOL" in glue
 
 
 def test_native_launcher_command_and_imports(tmp_path: Path) -> None:
     (tmp_path / "Mathlib").mkdir()
     (tmp_path / "Mathlib" / "Tactic.olean").write_bytes(b"")
     launcher = native.NativeLauncher(lean=Path("/opt/lean/bin/lean"), lean_path=(tmp_path,), version="4.28.0")
-    argv, env = launcher.command(Path("/tmp/x/batch.lean"), ["-DmaxErrors=0"])
-    assert argv == ["/opt/lean/bin/lean", "--json", "-DmaxErrors=0", "/tmp/x/batch.lean"]
+    argv, env = launcher.command(Path("/tmp/x/requests.jsonl"))
+    assert argv == ["/opt/lean/bin/lean", "--run", str(native.SESSION_PROGRAM), "/tmp/x/requests.jsonl"]
     assert env["LEAN_PATH"] == str(tmp_path)
     assert launcher.can_import("Mathlib.Tactic") and not launcher.can_import("Mathlib.Data")
 
 
 def test_a_lean_that_cannot_start_is_an_infrastructure_error() -> None:
-    broken = replace(embedded.locate(), node=Path("/nonexistent/node"))
+    missing = replace(embedded.locate(), node=Path("/nonexistent/node"))
+    with FileRuntime(missing, warm=0) as runtime:
+        [res] = runtime.check(["theorem t : True := trivial"])
+    assert res.status == "error" and res.error is not None and res.error.kind == "startup"
+    broken = replace(embedded.locate(), node=Path("/bin/false"))  # starts, then dies at once
     with FileRuntime(broken, warm=0) as runtime:
         [res] = runtime.check(["theorem t : True := trivial"])
     assert res.status == "error" and res.error is not None and res.error.kind == "startup"
+    assert runtime.runs_started == 2  # tried once more before giving up
+    with embedded.session_runtime(broken) as session:
+        results = session.check(["theorem t : True := trivial", "theorem u : True := trivial"])
+    assert all(r.status == "error" and r.error is not None and r.error.kind == "startup" for r in results)
 
 
 def test_memory_cap_kills_the_process_and_says_so() -> None:

@@ -1,15 +1,15 @@
-// Starts the embedded Lean before its input exists, so that a batch finds it warm.
+// Starts the embedded Lean before its requests exist, so that a one-shot batch finds it warm.
 //
-// Usage: LEAN_JS=<patched lean.js> node runner.js [lean options] /tmp/.../INPUT.lean
+// Usage: LEAN_JS=<patched lean.js> node runner.js --run Session.lean /tmp/.../REQUESTS
 //
-// Lean spends ~17 s compiling its WebAssembly and initialising before it reads the file
-// it was given. This wrapper lets that happen ahead of time: on Node's main thread (which
-// serves every file access of the Lean threads) the first touch of INPUT blocks until the
-// file exists. The caller writes INPUT atomically (write, then rename) when a batch
-// arrives, and Lean goes on at once. Reading stdin instead is not an option: the glue
-// reads fd 0 in non-blocking mode and dies on an empty pipe.
+// Lean spends ~30 s compiling its WebAssembly, initialising and elaborating the session
+// program before that program opens its request file. This wrapper lets that happen ahead
+// of time: on Node's main thread (which serves every file access of the Lean threads) the
+// first touch of REQUESTS blocks until the file exists. The caller writes REQUESTS
+// atomically (write, then rename) when a batch arrives, and Lean goes on at once. (A
+// long-lived session reads its requests on stdin instead: `embedded.session_command`.)
 //
-// While it waits, INPUT.waiting exists (the spare is warm). A spare that is never used
+// While it waits, REQUESTS.waiting exists (the spare is warm). A spare that is never used
 // exits by itself after LEANGYM_SPARE_TTL seconds (default 3600).
 "use strict";
 const fs = require("fs");
