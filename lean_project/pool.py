@@ -274,6 +274,10 @@ class ReplPool:
         for t in threads:
             t.join()
 
+    def answered(self) -> int:
+        """Requests the workers' current processes answered."""
+        return sum(w.answered for w in self.workers)
+
     def broken(self) -> InfraError | None:
         """Why processes keep dying before answering anything (then jobs fail at once), or None."""
         return self._breaker.tripped()

@@ -1,7 +1,7 @@
 """Shared fixtures. Every test that judges a proof runs the real embedded Lean.
 
-Each embedded Lean run costs ~20 s of start-up when cold and ~5 s when warm, so the whole
-session shares one runtime (which keeps a warm spare between calls), and each test module
+An embedded Lean session costs ~27 s to start and then milliseconds a source, so the whole
+test session shares one runtime (its sessions stay up between calls), and each test module
 sends what it needs to Lean in as few batches as it can (module-scoped fixtures).
 """
 

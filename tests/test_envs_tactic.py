@@ -16,8 +16,9 @@ import networkx as nx
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from leangym.envs.tactic_backend import ElaborationTactics
 from leangym.envs.tactic_env import LeanTacticEnv, proof_statement
-from leangym.lean import LeanRuntime
+from leangym.lean import LeanRuntime, get_runtime
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"
@@ -187,3 +188,21 @@ def test_check_env_passes(walk: dict) -> None:
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
     env.close()
+
+
+def test_session_and_one_shot_runs_agree_on_states(lean: LeanRuntime) -> None:
+    """The same states through a session and through one-shot Lean processes: the same goals."""
+    oneshot = get_runtime("embedded", mode="oneshot", warm=0)
+    statement = "theorem agree (n : Nat) (h : 0 < n) : n - 1 + 1 = n ∧ 0 + n = n := by sorry"
+    tactics = ["constructor", "omega", "intro", "simp", "exact foo"]
+    runs = []
+    for runtime in (lean, oneshot):
+        backend = ElaborationTactics(runtime)
+        root = backend.start(statement, header=HEADER).state
+        assert root is not None
+        runs.append([(s.error != "", s.state.goals if s.state else None) for s in backend.apply_many(root, tactics)])
+    oneshot.close()
+    assert runs[0] == runs[1]
+    failed, goals = runs[0][0]  # `constructor`: two goals
+    assert not failed and goals is not None and len(goals) == 2 and "⊢ 0 + n = n" in goals[1]
+    assert runs[0][4][0]  # `exact foo` fails

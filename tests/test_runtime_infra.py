@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from leangym.lean import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
+from leangym.rewards import Problem, Verifier
 
 
 def test_missing_embedded_runtime_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,3 +155,66 @@ def test_interrupting_or_killing_python_leaves_no_process(sig: signal.Signals) -
     finally:
         child.kill()
         child.wait()
+
+
+# -- a Lean that dies is restarted, and no verdict is lost ------------------------------------
+
+
+def _kill_when(token: str, ready: Callable[[], bool], seconds: float = 240) -> threading.Thread:
+    """In the background: once `ready()`, SIGKILL every Lean process carrying `token`."""
+
+    def run() -> None:
+        if wait_until(ready, seconds):
+            for pid in processes_with(token, exclude=os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+GOOD = [Problem(f"kill{i}", f"theorem kill{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by") for i in range(12)]
+BAD = Problem("kill_bad", "theorem kill_bad : (2 : Nat) + 2 = 5 := by")
+
+
+def _every_verdict_decided(verdicts: list) -> None:
+    assert [v.outcome for v in verdicts] == ["proved"] * len(GOOD) + ["rejected"], [v.detail for v in verdicts]
+
+
+@pytest.mark.lean
+def test_killing_a_session_mid_batch_loses_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = uuid.uuid4().hex
+    monkeypatch.setenv("LEANGYM_TEST_TOKEN", token)
+    with get_runtime("embedded", mode="session") as runtime:
+        verifier = Verifier(runtime)
+        session = runtime.session
+        assert session is not None
+        killer = _kill_when(token, lambda: session.pool.answered() >= 4)  # mid-batch
+        verdicts = verifier.verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
+        killer.join()
+        assert session.pool.restarts == 1
+    _every_verdict_decided(verdicts)
+
+
+@pytest.mark.lean
+def test_killing_a_one_shot_run_during_start_up_loses_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = uuid.uuid4().hex
+    monkeypatch.setenv("LEANGYM_TEST_TOKEN", token)
+    started = time.monotonic()
+    with FileRuntime(embedded.locate(), warm=0) as runtime:
+        killer = _kill_when(token, lambda: runtime.runs_started == 1 and time.monotonic() - started > 5)
+        verdicts = Verifier(runtime).verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
+        killer.join()
+        assert runtime.runs_started == 2  # the batch was run once more, whole
+    _every_verdict_decided(verdicts)
+
+
+@pytest.mark.lean
+def test_a_session_is_restarted_after_max_requests_and_no_verdict_is_lost() -> None:
+    with embedded.session_runtime(max_requests=4) as runtime:
+        results = runtime.check(
+            [f"theorem r{i} : {i} + 1 = {i + 1} := rfl" for i in range(4)] + ["theorem w : 1 = 2 := rfl"]
+        )
+        assert runtime.pool.workers[0].generation == 2  # start-up probe + 3 sources, then a fresh session
+    assert [r.ok for r in results] == [True] * 4 + [False]
