@@ -78,10 +78,22 @@ class Completion:
 # -- prompts and proofs ----------------------------------------------------------------
 
 
+def _code(problem: Problem) -> str:
+    header = problem.header.strip()
+    return "\n".join(part for part in (header, problem.informal_statement.strip(), problem.formal_statement) if part)
+
+
+def chat_request(problem: Problem) -> str:
+    """The user message of the `chat` template: the code, and where the proof goes."""
+    return (
+        "Complete the following Lean 4 proof. Reply with the tactics that follow `:= by`, "
+        f"in one ```lean4 code block.\n\n```lean4\n{_code(problem)}\n```"
+    )
+
+
 def render_prompt(problem: Problem, template: str, tokenizer: PreTrainedTokenizerBase | None = None) -> str:
     """The prompt for `problem`. `plain` continues the Lean file; `fence` is DeepSeek-Prover's; `chat` asks."""
-    header = problem.header.strip()
-    code = "\n".join(part for part in (header, problem.informal_statement.strip(), problem.formal_statement) if part)
+    code = _code(problem)
     if template == "plain":
         return f"{code}\n{_PLAIN_INDENT}"
     if template == "fence":
@@ -89,12 +101,8 @@ def render_prompt(problem: Problem, template: str, tokenizer: PreTrainedTokenize
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError("template 'chat' needs a tokenizer with a chat template; use 'plain' or 'fence'")
-        request = (
-            "Complete the following Lean 4 proof. Reply with the tactics that follow `:= by`, "
-            f"in one ```lean4 code block.\n\n```lean4\n{code}\n```"
-        )
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": chat_request(problem)}], tokenize=False, add_generation_prompt=True
         )
     raise ValueError(f"unknown template {template!r}: choose one of {', '.join(TEMPLATES)}")
 

@@ -23,6 +23,7 @@ import pytest
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.agents.evaluate import run_eval
 from leangym.agents.prover import ProofSampler
+from leangym.cli import main as leangym_main
 from leangym.lean import LeanRuntime
 from leangym.rewards import Policy, Problem, Verdict, get_verifier, make_lean_reward
 from leangym.rewards.adapters import verify_with_retries
@@ -172,3 +173,18 @@ def test_eval_batch(lean: LeanRuntime, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(s["verdict"] == "rejected" for row in rows for s in row["samples"]), rows
     assert summary["splits"]["all"]["solved"] == 0
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (1, 3, 0, 2)])
+def test_leangym_verify_on_the_issue_table(lean: LeanRuntime, tmp_path: Path, order: tuple[int, ...]) -> None:
+    """The four rows that once gave `exact?` and `exact S1.target` a reward of 1, in any order."""
+    get_verifier(lean, Policy())  # the CLI's verifier shares this session's Lean
+    rows = [" by decide", " by exact?", " by omega", " by exact S1.target"]
+    statement = "theorem target : (1 : Nat) + 1 = 3 :="
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [json.dumps({"name": "target", "formal_statement": statement, "proof": rows[i], "row": i}) for i in order]
+    src.write_text("\n".join(lines) + "\n")
+    assert leangym_main(["verify", str(src), "--out", str(out)]) == 0
+    got = {r["row"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert [got[i]["verdict"] for i in range(4)] == ["rejected"] * 4, got
+    assert all(got[i]["reward"] == 0.0 for i in range(4))
