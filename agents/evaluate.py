@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per proof inside Lean (default 60)")
     p.add_argument("--batch", type=int, default=32, help="problems per batch: the unit of progress and resume")
     p.add_argument("--limit", type=int, help="only the first N problems (a quick try)")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS", help="verify on a Ray cluster (default address: local)"
+    )
     g = p.add_argument_group("portfolio and search")
     g.add_argument("--tactic", action="append", dest="tactics", metavar="TACTIC", help="replace the tactic list")
     g.add_argument("--expansions", type=int, default=8, help="search: node expansions per problem (default 8)")
@@ -85,8 +88,9 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     out = args.out or Path("runs/eval") / f"{_slug(args.problems)}-{_slug(args.agent)}"
     try:
-        summary = run_eval(args.problems, args.agent, k=args.k, out=out, runtime=args.runtime, timeout=args.timeout,
-                           batch=args.batch, limit=args.limit, agent_options=_agent_options(args))  # fmt: skip
+        verifier = _verifier(args.runtime, args.timeout, args.ray)
+        summary = run_eval(args.problems, args.agent, k=args.k, out=out, verifier=verifier, batch=args.batch,
+                           limit=args.limit, agent_options=_agent_options(args))  # fmt: skip
     except (EvalError, ProblemSetError, LeanRuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -248,10 +252,11 @@ def run_eval(
     return summary
 
 
-def _verifier(runtime: str, timeout: float) -> Any:
-    from leangym.rewards import Policy, get_verifier
+def _verifier(runtime: str, timeout: float, ray: str | None = None) -> Any:
+    from leangym.rewards import Policy
+    from leangym.rewards.distributed import make_verifier
 
-    return get_verifier(runtime=runtime, policy=Policy(timeout=timeout))
+    return make_verifier(ray, runtime, Policy(timeout=timeout))
 
 
 def _check_config(run: RunDir, config: dict[str, Any]) -> float:

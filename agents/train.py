@@ -63,6 +63,7 @@ class TrainConfig:
     stop: list[str] | None = None  # None: the template's default stop strings
     # verification
     runtime: str = "embedded"  # Lean runtime: embedded | native
+    ray: str | None = None  # verify on a Ray cluster: "local", "auto" or "ray://host:port" (needs [ray])
     verify_retries: int = 2  # extra rounds for verdicts `error`; never scored 0
     # the run
     output_dir: str = "runs/grpo"
@@ -388,7 +389,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
 
     from leangym.agents.generation import DEFAULT_STOP, SamplingConfig, make_generator
     from leangym.agents.grpo import GRPOConfig, GRPOTrainer
-    from leangym.rewards import get_verifier
+    from leangym.rewards.distributed import make_verifier
 
     out = Path(cfg.output_dir)
     checkpoint = out / "checkpoint"
@@ -405,7 +406,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     torch.manual_seed(cfg.seed)
     (out / "config.yaml").write_text(_yaml(dataclasses.asdict(cfg)), encoding="utf-8")
 
-    verifier = get_verifier(runtime=cfg.runtime)
+    verifier = make_verifier(cfg.ray, cfg.runtime)
     problems = load_problem_set(cfg.problems, runtime=verifier.runtime)
     model_path = initial_model_path(cfg, problems, out)
     policy, reference, tokenizer = load_models(cfg, model_path, checkpoint if resume else None)

@@ -26,6 +26,7 @@ import time
 
 from leangym.lean import FileRuntime, LeanRuntime, embedded, get_runtime
 from leangym.lean.process import private_dir
+from leangym.rewards import Problem
 
 
 def theorem(i: int) -> str:
@@ -36,6 +37,14 @@ def theorem(i: int) -> str:
         f"theorem b{i} (n : Nat) : n + {i} = {i} + n := Nat.add_comm _ _",
     ]
     return kinds[i % len(kinds)]
+
+
+def problem_and_proof(i: int) -> tuple[Problem, str]:
+    """`theorem(i)` as the verifier takes it: the statement (a `Problem`) and the proof body."""
+    statement, _, proof = theorem(i).partition(":= ")
+    if proof.startswith("by "):
+        return Problem(f"b{i}", statement + ":= by"), "  " + proof[3:]
+    return Problem(f"b{i}", statement + ":="), " " + proof
 
 
 def pure_run(launcher: embedded.EmbeddedLauncher, sources: list[str]) -> float:

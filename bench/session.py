@@ -30,14 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
-from runtime_batching import theorem
+from runtime_batching import problem_and_proof  # the same small proofs (bench/ is on sys.path)
 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean import FileRuntime, embedded, get_runtime
 from leangym.lean.process import private_dir
 from leangym.lean.repl import private_rss_mb
-from leangym.rewards import Problem, Verifier, get_verifier
+from leangym.rewards import Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"
 
@@ -150,15 +150,7 @@ def tactic_steps(n: int, oneshot_steps: int) -> None:
 
 def proofs_64() -> None:
     print("\n3. 64 new small proofs through verify_batch (the mix of bench/runtime_batching.py)")
-    batch = []
-    for i in range(128):
-        statement, _, proof = theorem(i).partition(":= ")
-        batch.append(
-            (
-                Problem(f"b{i}", statement + ":=" + (" by" if proof.startswith("by") else "")),
-                proof[2:] if proof.startswith("by") else " " + proof,
-            )
-        )
+    batch = [problem_and_proof(i) for i in range(128)]
     session = get_runtime("embedded")
     verifier = Verifier(session)
     session.prewarm()  # every session starts

@@ -4,8 +4,8 @@
 * `leangym/LeanTactic-v0` — one tactic per step, with backtracking and a search graph (`tactic_env.py`).
 
 Importing this package registers both ids with Gymnasium and does nothing else (no Lean, no
-torch): the environment classes load on first use. `register_envs` is also declared as the
-`gymnasium.envs` entry point of the distribution.
+torch): the environment classes load on first use. So `import leangym.envs` before
+`gym.make("leangym/LeanProof-v0")`, or let Gymnasium import it: `gym.make("leangym.envs:leangym/LeanProof-v0")`.
 """
 
 from __future__ import annotations

@@ -292,23 +292,25 @@ def session_runtime(
     timeout: float = 60.0,
     startup_timeout: float = 600.0,
     memory_mb: float = 6144,
+    recycle_mb: float = 4096,
     max_requests: int = 5000,
     retries: int = 1,
     machine_slots: bool = True,
 ) -> ReplRuntime:
     """The embedded runtime as long-lived sessions: `workers` processes of the session program.
 
-    Each start-up (~30 s: WebAssembly, Lean, the program's own elaboration) is paid once per
+    Each start-up (~27 s: WebAssembly, Lean, the program's own elaboration) is paid once per
     session; a source then costs its elaboration (tens of milliseconds for a small proof).
-    A session is restarted when it passes `memory_mb` of resident memory or has answered
-    `max_requests` requests; a request it did not answer (crash, `timeout` seconds) is retried
-    once in a fresh session before it is reported.
+    Between sources, a session is restarted once it holds more than `recycle_mb` of memory
+    or has answered `max_requests` requests; mid-source, it is killed past `memory_mb`. A
+    source a session died on is retried once in a fresh session before it is reported.
     """
     launcher = launcher or locate()
     pool = ReplPool(
         launcher.session_command(),
         workers=workers or default_session_workers(),
         memory_mb=memory_mb,
+        recycle_mb=recycle_mb,
         max_requests=max_requests,
         retries=retries,
         machine_slots=machine_slots,

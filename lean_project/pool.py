@@ -9,7 +9,8 @@ list of jobs on all workers at once, each worker taking the next job when it is 
   (`retries` times, default once) unless it ran out of time (a timeout is the job's own
   outcome); after that the job's failure is reported, never a verdict;
 * between jobs a worker is recycled when its REPL has answered `max_requests` requests or
-  holds more than `memory_mb` of private memory (the REPL keeps every environment it made);
+  holds more than `recycle_mb` of private memory (default `memory_mb`; the REPL keeps every
+  environment it made), so no job is lost to a memory cap that could be seen coming;
 * if REPLs keep dying before answering anything (a broken build), the remaining jobs fail at
   once with the reason instead of restarting processes for each of them;
 * each running job holds one machine-wide Lean slot (`process.run_slots`), as every
@@ -50,10 +51,18 @@ class ReplCommand:
 class ReplWorker:
     """One REPL process (started on first use, restarted after a failure) and its elaborated headers."""
 
-    def __init__(self, index: int, command: ReplCommand, memory_mb: float | None, max_requests: int):
+    def __init__(
+        self,
+        index: int,
+        command: ReplCommand,
+        memory_mb: float | None,
+        max_requests: int,
+        recycle_mb: float | None = None,
+    ):
         self.index = index
         self.command = command
-        self.memory_mb = memory_mb
+        self.memory_mb = memory_mb  # killed past this, mid-request
+        self.recycle_mb = recycle_mb if recycle_mb is not None else memory_mb  # restarted past this, between jobs
         self.max_requests = max_requests
         self.lock = threading.Lock()  # held by whoever is talking to the process
         self.generation = 0  # +1 at every (re)start: proof state ids of older generations are gone
@@ -97,7 +106,7 @@ class ReplWorker:
         proc = self._process
         if proc is None:
             return
-        if proc.requests >= self.max_requests or (self.memory_mb is not None and proc.rss_mb() > self.memory_mb):
+        if proc.requests >= self.max_requests or (self.recycle_mb is not None and proc.rss_mb() > self.recycle_mb):
             self.stop()
 
     def kill(self) -> None:
@@ -153,13 +162,14 @@ class ReplPool:
         *,
         workers: int = 1,
         memory_mb: float | None = 8192,
+        recycle_mb: float | None = None,
         max_requests: int = 1000,
         retries: int = 1,
         machine_slots: bool = True,
     ):
         self.command = command
         self.retries = retries
-        self.workers = [ReplWorker(i, command, memory_mb, max_requests) for i in range(max(1, workers))]
+        self.workers = [ReplWorker(i, command, memory_mb, max_requests, recycle_mb) for i in range(max(1, workers))]
         self._slots = run_slots() if machine_slots else None
         self._breaker = _Breaker(limit=3 * len(self.workers))
         self.restarts = 0  # workers restarted after a failure (tests and benchmarks read it)

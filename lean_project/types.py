@@ -25,6 +25,7 @@ InfraKind = Literal[
     "missing_runtime",  # the runtime is not installed; the detail names the install command
     "unsupported_import",  # the source imports a module this runtime cannot load (e.g. Mathlib)
     "protocol",  # a REPL answered something the client cannot read
+    "lost",  # the worker running Lean was lost (a Ray actor or its machine), after retries
 ]
 
 

@@ -41,12 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-native-decide", action="store_true", help="accept proofs that trust the compiler")
     p.add_argument("--no-audit", action="store_true", help="native runtime: skip the kernel-side audit")
     p.add_argument("--chunk", type=int, default=256, help="submissions per Lean batch (default 256)")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS", help="verify on a Ray cluster (default address: local)"
+    )
     p.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
     from leangym.lean import LeanRuntimeError
-    from leangym.rewards import Policy, get_verifier
+    from leangym.rewards import Policy
+    from leangym.rewards.distributed import make_verifier
 
     try:
         rows = _read_rows(args.input)
@@ -59,7 +63,7 @@ def _verify(args: argparse.Namespace) -> int:
         allow_native_decide=args.allow_native_decide,
         audit=not args.no_audit,
     )
-    verifier = get_verifier(args.runtime, policy)
+    verifier = make_verifier(args.ray, args.runtime, policy, progress=True)
     try:
         verifier.runtime  # noqa: B018 - fail now, with the install hint, rather than on every line
     except LeanRuntimeError as e:

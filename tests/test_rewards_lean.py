@@ -190,9 +190,21 @@ RED_TEAM = [
         reasons=("forbidden_construct:set_option", "sorry"),
     ),
     Case(
+        "skip-kernel-true-statement",
+        "two_two",
+        "  set_option debug.skipKernelTC true in decide",
+        reasons=("forbidden_construct:set_option",),
+    ),
+    Case(
         "heartbeats-off",
         "add_zero",
         "  set_option maxHeartbeats 0 in simp",
+        reasons=("forbidden_construct:set_option",),
+    ),
+    Case(
+        "heartbeats-above-the-cap",
+        "add_zero",
+        "  set_option maxHeartbeats 100000000 in simp",
         reasons=("forbidden_construct:set_option",),
     ),
     # metaprogramming
@@ -240,6 +252,10 @@ RED_TEAM = [
 # --- controls: correct proofs in every style a prover writes; all must be accepted ---
 CONTROLS = [
     Case("omega", "add_comm", "  omega", "proved"),
+    # options that only bound search or printing are allowed in a proof
+    Case("option-maxRecDepth", "add_comm", "  set_option maxRecDepth 2000 in omega", "proved"),
+    Case("option-heartbeats-under-cap", "two_two", "  set_option maxHeartbeats 100000 in decide", "proved"),
+    Case("option-pp", "add_zero", "  set_option pp.all true in simp", "proved"),
     Case("simp", "add_zero", "  simp", "proved"),
     Case("decide", "two_two", "  decide", "proved"),
     Case("rfl-tactic", "two_two", "  rfl", "proved"),

@@ -1,0 +1,100 @@
+"""Verification on a local Ray cluster started by this module (`ray.init(num_cpus=2)`), real embedded Lean.
+
+Two actors, each a `Verifier` with its own Lean session: a mixed batch gives the verdicts the
+local verifier gives, in order; a repeated group is answered from the actors' caches; killing
+an actor mid-batch loses no verdict (its shard runs again on the other actor, and it is
+replaced).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from leangym.lean import LeanRuntime
+from leangym.rewards import Policy, Problem, get_verifier
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+from leangym.rewards.distributed import RayVerifier, make_verifier  # noqa: E402
+
+pytestmark = pytest.mark.lean
+
+ADD = Problem("add_comm_r", "theorem add_comm_r (a b : Nat) : a + b = b + a := by")
+FALSE = Problem("two_five", "theorem two_five : (2 : Nat) + 2 = 5 := by")
+MIXED = [
+    (ADD, "  omega"),
+    (ADD, "  sorry"),
+    (FALSE, "  decide"),
+    (ADD, "  exact Nat.add_comm a b"),
+    (ADD, "  native_decide"),
+    (FALSE, "  exact?"),
+    (ADD, "  simp [Nat.add_comm]"),
+    (ADD, "theorem add_comm_r (a b : Nat) : a + b = b + a := by\n  omega"),
+]
+MANY = [
+    (Problem(f"r{i}", f"theorem r{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by"), "  omega") for i in range(40)
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    verifier = RayVerifier("local", actors=2, shard_size=4)
+    verifier.prewarm()
+    yield verifier
+    verifier.close()
+    ray.shutdown()
+
+
+def test_same_verdicts_as_the_local_verifier_in_order(cluster: RayVerifier, lean: LeanRuntime) -> None:
+    remote = cluster.verify_batch(MIXED)
+    local = get_verifier(lean, Policy()).verify_batch(MIXED)
+    assert [(v.outcome, v.reasons) for v in remote] == [(v.outcome, v.reasons) for v in local]
+    assert [v.outcome for v in remote][:3] == ["proved", "rejected", "rejected"]
+    assert len(cluster.pool.stats.per_actor) == 2  # both actors took a share
+
+
+def test_a_repeated_group_is_served_from_the_actors_caches(cluster: RayVerifier) -> None:
+    first = cluster.verify_batch(MIXED)
+    again = cluster.verify_batch(MIXED)  # every proof goes to the actor that has its verdict
+    assert all(v.cached for v in again)
+    assert [(v.outcome, v.reasons) for v in again] == [(v.outcome, v.reasons) for v in first]
+
+
+def test_killing_an_actor_mid_batch_loses_no_verdict(cluster: RayVerifier) -> None:
+    victim = cluster.pool.describe([])[2][0]
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    verdicts = cluster.verify_batch(MANY)
+    killer.join()
+    assert [v.outcome for v in verdicts] == ["proved"] * len(MANY)
+    assert cluster.pool.stats.actors_replaced >= 1 and cluster.pool.stats.retried_shards >= 1
+    assert victim not in cluster.pool.describe([])[2]  # replaced by a fresh actor
+
+
+def test_the_runtime_checks_sources_on_the_actors(cluster: RayVerifier) -> None:
+    ok, bad = cluster.runtime.check(["theorem t : 1 + 1 = 2 := rfl", "theorem u : 1 = 2 := rfl"])
+    assert ok.ok and bad.status == "ok" and not bad.ok
+    assert cluster.runtime.can_import("Std") and not cluster.runtime.can_import("Mathlib")
+
+
+def test_without_ray_verification_stays_local(monkeypatch: pytest.MonkeyPatch, capsys, lean: LeanRuntime) -> None:
+    import leangym.rewards.distributed as distributed
+
+    def no_ray():
+        raise distributed.RayUnavailable("Ray is not installed (pip install 'lean-gym[ray]')")
+
+    monkeypatch.setattr(distributed, "_ray", no_ray)
+    verifier = make_verifier("auto", "embedded")
+    assert verifier is get_verifier("embedded")
+    assert "verifying on this machine instead" in capsys.readouterr().err
