@@ -19,3 +19,14 @@ def lean() -> LeanRuntime:
     runtime.prewarm()
     yield runtime
     runtime.close()
+
+
+def verify_in_one_batch(lean: LeanRuntime, pairs: list) -> list:
+    """Verify (problem, submission) pairs with the shared verifier, asserting they took one Lean batch."""
+    from leangym.rewards import Policy, get_verifier
+
+    verifier = get_verifier(lean, Policy())
+    before = lean.lean_batches
+    out = verifier.verify_batch(pairs)
+    assert lean.lean_batches - before == 1  # one Lean batch for the lot
+    return out

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from conftest import verify_in_one_batch  # pytest puts tests/ on sys.path
 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.agents.evaluate import run_eval
@@ -91,10 +92,7 @@ ALL = NEIGHBOURS + CROSS_SOURCE + CONTROLS
 @pytest.fixture(scope="module")
 def verdicts(lean: LeanRuntime) -> dict[str, Verdict]:
     """Neighbours first, then the exploits and the controls: one `verify_batch`, one Lean batch."""
-    verifier = get_verifier(lean, Policy())
-    before = lean.lean_batches
-    out = verifier.verify_batch([(P[c.problem], c.body) for c in ALL])
-    assert lean.lean_batches - before == 1
+    out = verify_in_one_batch(lean, [(P[c.problem], c.body) for c in ALL])
     return dict(zip([c.id for c in ALL], out, strict=True))
 
 

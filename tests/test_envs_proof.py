@@ -14,7 +14,6 @@ import pickle
 import subprocess
 import sys
 import warnings
-from importlib.metadata import entry_points
 
 import gymnasium as gym
 import pytest
@@ -53,9 +52,8 @@ def shared(lean: LeanRuntime) -> LeanRuntime:
 # -- registration and spaces (no Lean) ----------------------------------------------------
 
 
-def test_entry_point_registers_both_ids() -> None:
-    [ep] = [e for e in entry_points(group="gymnasium.envs") if e.name == "leangym"]
-    ep.load()()  # idempotent: a second registration changes nothing
+def test_registration_registers_both_ids_once() -> None:
+    leangym.envs.register_envs()  # idempotent: a second registration changes nothing
     assert set(leangym.envs.ENV_IDS) <= set(gym.registry)
     assert gym.spec("leangym/LeanProof-v0").vector_entry_point == "leangym.envs.vector:LeanProofVectorEnv"
 

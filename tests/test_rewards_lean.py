@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import verify_in_one_batch  # pytest puts tests/ on sys.path
 
 from leangym.cli import main as leangym_main
 from leangym.lean import LeanRuntime
@@ -331,10 +332,7 @@ ALL = RED_TEAM + CONTROLS + MIXED
 @pytest.fixture(scope="module")
 def verdicts(lean: LeanRuntime) -> dict[str, Verdict]:
     """Every case of the three suites, verified in one batch by the shared verifier."""
-    verifier = get_verifier(lean, Policy())
-    runs = lean.lean_batches
-    out = verifier.verify_batch([(P[c.problem], c.submission) for c in ALL])
-    assert lean.lean_batches - runs == 1  # one Lean run for the whole batch
+    out = verify_in_one_batch(lean, [(P[c.problem], c.submission) for c in ALL])
     return dict(zip([c.id for c in ALL], out, strict=True))
 
 

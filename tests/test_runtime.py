@@ -35,6 +35,8 @@ MIXED: dict[str, str] = {
     "global_instance": "instance : OfNat Nat 99 := ⟨3⟩\ntheorem t : (99 : Nat) = 3 := rfl",
     "after_instance": "theorem t : (99 : Nat) = 3 := rfl",
     "global_simp": "def myConst : Nat := 7\n@[simp] theorem myConst_eq : myConst = 7 := rfl\ntheorem t : myConst = 7 := by simp",
+    "global_simp_attribute": "attribute [simp] Nat.mul_comm\ntheorem t (a b : Nat) : a * b = b * a := by simp",
+    "after_global_simp_attribute": "theorem t (a b : Nat) : a * b = b * a := by simp",
     "unterminated": "theorem t : True := by\n  /- this comment never ends\n  trivial",
     "after_unterminated": "theorem t : 3 = 3 := rfl",
     "exit": "theorem t : True := trivial\n#exit\ntheorem u : False := trivial",
@@ -114,12 +116,16 @@ def test_global_instance_and_attribute_do_not_reach_neighbours(mixed: dict[str, 
     assert mixed["global_instance"].ok
     assert errors(mixed["after_instance"])  # 99 is 99 again
     assert mixed["global_simp"].ok
+    assert mixed["global_simp_attribute"].ok  # with `Nat.mul_comm` a simp lemma, simp proves it
+    assert errors(mixed["after_global_simp_attribute"])  # and without it, not: the attribute stayed behind
 
 
 def test_unterminated_comment_and_exit_spoil_nothing_else(mixed: dict[str, SourceResult]) -> None:
     assert any("unterminated comment" in e for e in errors(mixed["unterminated"]))
     assert mixed["after_unterminated"].ok
-    assert mixed["exit"].status == "ok"
+    exit_messages = mixed["exit"].messages
+    assert mixed["exit"].status == "ok" and any("exit" in m.text for m in exit_messages)
+    assert not any("False" in m.text for m in exit_messages)  # `theorem u : False` after it was never checked
     assert mixed["after_exit"].ok
 
 
