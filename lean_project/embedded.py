@@ -293,6 +293,7 @@ def session_runtime(
     startup_timeout: float = 600.0,
     memory_mb: float = 6144,
     recycle_mb: float = 4096,
+    spares: bool = True,
     max_requests: int = 5000,
     retries: int = 1,
     machine_slots: bool = True,
@@ -303,7 +304,9 @@ def session_runtime(
     session; a source then costs its elaboration (tens of milliseconds for a small proof).
     Between sources, a session is restarted once it holds more than `recycle_mb` of memory
     or has answered `max_requests` requests; mid-source, it is killed past `memory_mb`. A
-    source a session died on is retried once in a fresh session before it is reported.
+    source a session died on is retried once in a fresh session before it is reported. With
+    `spares`, the next session of each worker starts while the current one works (machine-wide
+    spare slots permitting), so a restart does not wait for a start-up.
     """
     launcher = launcher or locate()
     pool = ReplPool(
@@ -311,6 +314,7 @@ def session_runtime(
         workers=workers or default_session_workers(),
         memory_mb=memory_mb,
         recycle_mb=recycle_mb,
+        spares=spares,
         max_requests=max_requests,
         retries=retries,
         machine_slots=machine_slots,

@@ -14,7 +14,11 @@ list of jobs on all workers at once, each worker taking the next job when it is 
 * if REPLs keep dying before answering anything (a broken build), the remaining jobs fail at
   once with the reason instead of restarting processes for each of them;
 * each running job holds one machine-wide Lean slot (`process.run_slots`), as every
-  Lean process of this project does, when `machine_slots` is on.
+  Lean process of this project does, when `machine_slots` is on;
+* with `spares`, each worker keeps a second process starting while the first works (if the
+  machine's spare slots allow: `process.spare_slots`), so a restart after a crash, a timeout
+  or a recycling finds a warm one instead of waiting for a slow start-up (the embedded Lean's
+  ~27 s).
 
 Tactic sessions need the one worker that holds their proof states: `ReplPool.call(i, run)`
 runs there, with the same restart-and-retry rule (see `repl_tactics.py`).
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from leangym.lean.process import run_slots
+from leangym.lean.process import run_slots, spare_slots
 from leangym.lean.repl import CommandResponse, LeanError, ReplFailure, ReplProcess
 from leangym.lean.types import InfraError
 
@@ -58,6 +62,7 @@ class ReplWorker:
         memory_mb: float | None,
         max_requests: int,
         recycle_mb: float | None = None,
+        spare: bool = False,
     ):
         self.index = index
         self.command = command
@@ -69,21 +74,47 @@ class ReplWorker:
         self.headers: dict[str, CommandResponse] = {}  # header text -> the answer holding its env id
         self.header_elaborations = 0  # headers this worker elaborated (benchmarks and tests read it)
         self._process: ReplProcess | None = None
+        self.keep_spare = spare  # start the next process while this one works (slow start-ups)
+        self._spare: tuple[ReplProcess, int] | None = None  # a started process and its machine spare slot
         self._pid = os.getpid()
 
     @property
     def process(self) -> ReplProcess:
-        """The live process, started if there is none."""
-        if self._pid != os.getpid():  # a forked child (an async vector env): the process is the parent's
-            self._pid, self._process, self.lock = os.getpid(), None, threading.Lock()
+        """The live process, started if there is none (the warm spare, when there is one)."""
+        if self._pid != os.getpid():  # a forked child (an async vector env): the processes are the parent's
+            self._pid, self._process, self._spare, self.lock = os.getpid(), None, None, threading.Lock()
             self.headers.clear()
         if self._process is None or not self._process.alive():
             self.stop()
-            self._process = ReplProcess(
-                self.command.argv, env=self.command.env, cwd=self.command.cwd, memory_mb=self.memory_mb
-            )
+            self._process = self._take_spare() or self._start()
             self.generation += 1
         return self._process
+
+    def _start(self) -> ReplProcess:
+        return ReplProcess(self.command.argv, env=self.command.env, cwd=self.command.cwd, memory_mb=self.memory_mb)
+
+    def _take_spare(self) -> ReplProcess | None:
+        if self._spare is None:
+            return None
+        spare, slot = self._spare
+        self._spare = None
+        os.close(slot)
+        if spare.alive():
+            return spare
+        spare.close()
+        return None
+
+    def _top_up_spare(self) -> None:
+        """Start a spare if this worker keeps one and the machine has a spare slot free."""
+        if not self.keep_spare or self._spare is not None:
+            return
+        slot = spare_slots().acquire(block=False)
+        if slot is None:
+            return  # enough spares on this machine
+        try:
+            self._spare = (self._start(), slot)
+        except ReplFailure:
+            os.close(slot)
 
     @property
     def answered(self) -> int:
@@ -99,6 +130,7 @@ class ReplWorker:
         self.header_elaborations += 1
         if isinstance(answer, CommandResponse):
             self.headers[text] = answer
+            self._top_up_spare()  # now, not at start: two start-ups at once would slow the first
         return answer
 
     def recycle_if_due(self) -> None:
@@ -110,12 +142,20 @@ class ReplWorker:
             self.stop()
 
     def kill(self) -> None:
-        """Kill the process now, from any thread (whoever is talking to it gets a `ReplFailure`)."""
-        if self._process is not None:
-            self._process.kill()
+        """Kill the process (and the spare) now, from any thread (whoever is talking to it gets a `ReplFailure`)."""
+        for proc in (self._process, self._spare[0] if self._spare else None):
+            if proc is not None:
+                proc.kill()
+
+    def close(self) -> None:
+        """End the process and the spare."""
+        self.stop()
+        spare = self._take_spare()
+        if spare is not None:
+            spare.close()
 
     def stop(self) -> None:
-        """End the process (if any); the next use starts a fresh one."""
+        """End the process (if any); the next use takes the spare or starts a fresh one."""
         if self._process is not None:
             self._process.close()
             self._process = None
@@ -163,13 +203,16 @@ class ReplPool:
         workers: int = 1,
         memory_mb: float | None = 8192,
         recycle_mb: float | None = None,
+        spares: bool = False,
         max_requests: int = 1000,
         retries: int = 1,
         machine_slots: bool = True,
     ):
         self.command = command
         self.retries = retries
-        self.workers = [ReplWorker(i, command, memory_mb, max_requests, recycle_mb) for i in range(max(1, workers))]
+        self.workers = [
+            ReplWorker(i, command, memory_mb, max_requests, recycle_mb, spares) for i in range(max(1, workers))
+        ]
         self._slots = run_slots() if machine_slots else None
         self._breaker = _Breaker(limit=3 * len(self.workers))
         self.restarts = 0  # workers restarted after a failure (tests and benchmarks read it)
@@ -309,7 +352,7 @@ class ReplPool:
         for w in self.workers:
             if w.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 try:
-                    w.stop()
+                    w.close()
                 finally:
                     w.lock.release()
             else:  # a thread is stuck talking to it: kill the process under it

@@ -63,9 +63,6 @@ class LeanRuntime(ABC):
     def can_import(self, module: str) -> bool:
         """Whether `import module` can be satisfied by this runtime."""
 
-    def check_one(self, source: str, *, timeout: float | None = None) -> SourceResult:
-        return self.check([source], timeout=timeout)[0]
-
     def prewarm(self) -> None:  # noqa: B027 - optional hook, a no-op where start-up is cheap
         """Start Lean ahead of the next `check` where start-up is slow."""
 

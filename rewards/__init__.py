@@ -21,7 +21,7 @@ from leangym.rewards.adapters import (
 from leangym.rewards.policy import STANDARD_AXIOMS, Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier, get_verifier, reward, verify
+from leangym.rewards.verifier import Verifier, get_verifier, verify
 
 __all__ = [
     "STANDARD_AXIOMS",
@@ -35,6 +35,5 @@ __all__ = [
     "get_verifier",
     "lean_reward",
     "make_lean_reward",
-    "reward",
     "verify",
 ]

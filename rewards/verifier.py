@@ -299,8 +299,3 @@ def verify(
 ) -> Verdict:
     """Verify one submission with the shared verifier (batch with `verify_batch` when you can)."""
     return get_verifier(runtime, policy).verify(problem, submission)
-
-
-def reward(verdict: Verdict) -> float:
-    """1.0 iff the verdict is `proved`, else 0.0 (an `error` is not a judgement: retry it)."""
-    return verdict.reward

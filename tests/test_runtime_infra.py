@@ -126,13 +126,16 @@ def test_a_timed_out_run_leaves_no_process() -> None:
         f"""
         runtime = get_runtime("embedded", warm=0)
         [res] = runtime.check(["{SLOW}"], timeout=3)
-        print(res.status, flush=True)
+        spare = runtime.session.pool.workers[0]._spare
+        print(res.status, spare[0].pid if spare else 0, flush=True)
         import time; time.sleep(60)
         """
     )
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "timeout"
-        assert processes_with(token, exclude=child.pid) == []
+        assert child.stdout is not None
+        status, spare = child.stdout.readline().split()
+        assert status == "timeout"
+        assert set(processes_with(token, exclude=child.pid)) <= {int(spare)}  # the hung Lean is gone; a spare may wait
     finally:
         child.kill()
         child.wait()
