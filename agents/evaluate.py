@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from leangym.envs.problems import ProblemSetError
-    from leangym.lean import LeanRuntimeError
+    from leangym.lean_project import LeanRuntimeError
 
     if args.k < 1 or args.batch < 1:
         print("error: -k and --batch must be at least 1", file=sys.stderr)

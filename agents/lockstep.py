@@ -15,8 +15,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leangym.lean.runtime import LeanRuntime
-from leangym.lean.types import SourceResult
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.types import SourceResult
 
 
 @dataclass

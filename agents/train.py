@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leangym.agents.grpo import GRPOTrainer
-    from leangym.lean import LeanRuntime
+    from leangym.lean_project import LeanRuntime
     from leangym.rewards.problem import Problem
 
 TOY_SET = Path(__file__).parent / "data" / "toy.jsonl"

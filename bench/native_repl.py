@@ -29,9 +29,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from leangym.lean.pool import ReplCommand, ReplPool
-from leangym.lean.repl_runtime import ReplRuntime, native_repl_runtime
-from leangym.lean.types import LeanRuntimeError, SourceResult
+from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.repl_runtime import ReplRuntime, native_repl_runtime
+from leangym.lean_project.types import LeanRuntimeError, SourceResult
 
 ROOT = Path(__file__).resolve().parent.parent
 

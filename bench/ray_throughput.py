@@ -19,7 +19,7 @@ import time
 import ray
 from runtime_batching import problem_and_proof  # the same small proofs (bench/ is on sys.path)
 
-from leangym.lean import get_runtime
+from leangym.lean_project import get_runtime
 from leangym.rewards import Problem, Verifier
 from leangym.rewards.distributed import RayVerifier
 

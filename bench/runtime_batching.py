@@ -25,8 +25,8 @@ import os
 import subprocess
 import time
 
-from leangym.lean import FileRuntime, LeanRuntime, embedded, get_runtime
-from leangym.lean.process import private_dir
+from leangym.lean_project import FileRuntime, LeanRuntime, embedded, get_runtime
+from leangym.lean_project.process import private_dir
 from leangym.rewards import Problem
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from gymnasium import spaces
 
-from leangym.lean.runtime import LeanRuntime
+from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.problem import Problem
 
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]

@@ -5,7 +5,7 @@
     problems = traced_problems("https://github.com/yangky11/lean4-example", "7b6ecb9a", limit=10)
     with DojoTactics(problems[0]) as dojo:
         step = dojo.start()                        # the theorem's initial proof state
-        step = dojo.apply(step.state, "omega")     # TacticStep, as from leangym.lean.repl_tactics
+        step = dojo.apply(step.state, "omega")     # TacticStep, as from leangym.lean_project.repl_tactics
 
 For a repository LeanDojo has traced (its own Lean project, any toolchain LeanDojo supports).
 Each `Problem` keeps the repository, commit, file and full name in `extra`: a theorem of a
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leangym.lean.repl_tactics import TacticState, TacticStep
-from leangym.lean.types import InfraError
+from leangym.lean_project.repl_tactics import TacticState, TacticStep
+from leangym.lean_project.types import InfraError
 from leangym.rewards.problem import Problem
 
 INSTALL_HINT = "LeanDojo is not installed: pip install 'lean-gym[dojo]'"

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from leangym.rewards.problem import Problem
 
 if TYPE_CHECKING:
-    from leangym.lean.runtime import LeanRuntime
+    from leangym.lean_project.runtime import LeanRuntime
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _derive(args: argparse.Namespace) -> int:
-    from leangym.lean import get_runtime
+    from leangym.lean_project import get_runtime
 
     with get_runtime(args.runtime) as lean:
         d = derive_minif2f_core(lean)

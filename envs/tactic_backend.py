@@ -1,7 +1,7 @@
 """Tactic mode for `LeanTactic-v0`: the backend protocol, and its implementation over any runtime.
 
 The protocol (`TacticBackend`) is the one the native REPL client already speaks
-(`leangym.lean.repl_tactics.ReplTactics`), so the environment takes either:
+(`leangym.lean_project.repl_tactics.ReplTactics`), so the environment takes either:
 
     step = backend.start("theorem t (n : Nat) : 0 + n = n := by sorry", header="")
     step.state.goals                      # ('n : Nat\\n⊢ 0 + n = n',): one string per goal, as Lean prints it
@@ -42,10 +42,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from leangym.lean.lexer import code_tokens
-from leangym.lean.repl_tactics import TacticState, TacticStep
-from leangym.lean.runtime import LeanRuntime
-from leangym.lean.types import Message, Position, SourceResult
+from leangym.lean_project.lexer import code_tokens
+from leangym.lean_project.repl_tactics import TacticState, TacticStep
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.types import Message, Position, SourceResult
 
 __all__ = ["ElaborationTactics", "TacticBackend", "TacticState", "TacticStep", "apply_many", "state_id", "tactic_block"]
 

@@ -40,7 +40,7 @@ from leangym.envs.tactic_backend import (
     state_id,
     tactic_block,
 )
-from leangym.lean.types import Message
+from leangym.lean_project.types import Message
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
 from leangym.rewards.verdict import Verdict
@@ -326,7 +326,7 @@ def default_backend(verifier: Any) -> TacticBackend:
     runtime, policy = verifier.runtime, verifier.policy
     pool = getattr(runtime, "pool", None)
     if pool is not None:
-        from leangym.lean.repl_tactics import ReplTactics
+        from leangym.lean_project.repl_tactics import ReplTactics
 
         return ReplTactics(pool, timeout=policy.timeout)
     limits = (policy.timeout, policy.max_heartbeats)

@@ -1,6 +1,6 @@
 """Running Lean: the runtime API and the Lean runtimes behind it.
 
-    from leangym.lean import get_runtime
+    from leangym.lean_project import get_runtime
 
     with get_runtime("embedded") as lean:
         [result] = lean.check(["theorem t (n : Nat) : n + 0 = n := by simp"])
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leangym.lean.runtime import FileRuntime, LeanRuntime
-from leangym.lean.types import InfraError, LeanRuntimeError, Message, Position, SourceResult
+from leangym.lean_project.runtime import FileRuntime, LeanRuntime
+from leangym.lean_project.types import InfraError, LeanRuntimeError, Message, Position, SourceResult
 
 RUNTIMES = ("embedded", "native")
 
@@ -31,11 +31,11 @@ def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
     project, else `FileRuntime` over `lean`; both accept the option names above.
     """
     if name == "embedded":  # `mode="oneshot"` (or LEANGYM_EMBEDDED_MODE) forces one process per batch
-        from leangym.lean import embedded
+        from leangym.lean_project import embedded
 
         return embedded.EmbeddedRuntime(**options)
     if name == "native":  # `repl=False` forces the file runtime, `repl=True` the REPL pool
-        from leangym.lean import native, repl_runtime
+        from leangym.lean_project import native, repl_runtime
 
         use_repl = options.pop("repl", None)
         if use_repl or (use_repl is None and repl_runtime.find_repl(native.lake_project()) is not None):

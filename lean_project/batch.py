@@ -26,9 +26,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from leangym.lean.lexer import tokenize
-from leangym.lean.repl import message_from_repl
-from leangym.lean.types import Message
+from leangym.lean_project.lexer import tokenize
+from leangym.lean_project.repl import message_from_repl
+from leangym.lean_project.types import Message
 
 
 @dataclass(frozen=True)

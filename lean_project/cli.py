@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from leangym.lean.types import LeanRuntimeError
+from leangym.lean_project.types import LeanRuntimeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from leangym.lean import embedded
+    from leangym.lean_project import embedded
 
     print("Installing the embedded Lean runtime (Node 24 + Lean 4.28 wasm, pinned by package-lock.json)…")
     try:
@@ -40,7 +40,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from leangym.lean.doctor import format_report, report
+    from leangym.lean_project.doctor import format_report, report
 
     rep = report()
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))
@@ -48,7 +48,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from leangym.lean import get_runtime
+    from leangym.lean_project import get_runtime
 
     sources = [f.read_text(encoding="utf-8") for f in args.files]
     try:

@@ -8,9 +8,9 @@ import os
 import subprocess
 from typing import Any
 
-from leangym.lean import embedded, native
-from leangym.lean.process import run_slots
-from leangym.lean.types import LeanRuntimeError
+from leangym.lean_project import embedded, native
+from leangym.lean_project.process import run_slots
+from leangym.lean_project.types import LeanRuntimeError
 
 
 def embedded_status() -> dict[str, Any]:
@@ -49,7 +49,7 @@ def embedded_status() -> dict[str, Any]:
 
 def native_status() -> dict[str, Any]:
     """The native toolchain, the REPL build (which `get_runtime("native")` then uses) and Mathlib."""
-    from leangym.lean.repl_runtime import REPL_BUILD_HINT, find_repl
+    from leangym.lean_project.repl_runtime import REPL_BUILD_HINT, find_repl
 
     info: dict[str, Any] = {"runtime": "native", "lake_project": str(native.lake_project() or "")}
     try:

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leangym.lean.pool import ReplCommand, ReplPool
-from leangym.lean.repl_runtime import ReplRuntime
-from leangym.lean.runtime import FileRuntime, LeanRuntime
-from leangym.lean.types import LeanRuntimeError, SourceResult
+from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.runtime import FileRuntime, LeanRuntime
+from leangym.lean_project.types import LeanRuntimeError, SourceResult
 
 PACKAGE_DIR = Path(__file__).parent / "embedded"
 SESSION_DIR = Path(__file__).parent / "session"  # the long-lived Lean program (Session.lean)

@@ -3,7 +3,7 @@
 Only the command line differs: `lean --run Session.lean REQUESTS` with the `LEAN_PATH` of a Lake project
 (this folder's own, or one the user points to with `LEANGYM_LAKE_PROJECT`), so Mathlib is
 importable once the project has fetched it. For many proofs against a heavy header such as
-`import Mathlib`, the REPL pool (`leangym.lean.repl_runtime`) elaborates the header once per worker.
+`import Mathlib`, the REPL pool (`leangym.lean_project.repl_runtime`) elaborates the header once per worker.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from leangym.lean.types import LeanRuntimeError
+from leangym.lean_project.types import LeanRuntimeError
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
 SESSION_PROGRAM = PROJECT_DIR / "session" / "Session.lean"  # leangym's batch/session program

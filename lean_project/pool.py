@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from leangym.lean.process import run_slots, spare_slots
-from leangym.lean.repl import CommandResponse, LeanError, ReplFailure, ReplProcess
-from leangym.lean.types import InfraError
+from leangym.lean_project.process import run_slots, spare_slots
+from leangym.lean_project.repl import CommandResponse, LeanError, ReplFailure, ReplProcess
+from leangym.lean_project.types import InfraError
 
 J = TypeVar("J")
 R = TypeVar("R")

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean.process import kill_group, popen_owned, private_dir
-from leangym.lean.types import InfraError, Message, Position
+from leangym.lean_project.process import kill_group, popen_owned, private_dir
+from leangym.lean_project.types import InfraError, Message, Position
 
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
 SORRY_WARNING = "declaration uses `sorry`"

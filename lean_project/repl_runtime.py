@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean.lexer import Token, tokenize
-from leangym.lean.pool import ReplCommand, ReplPool, ReplWorker
-from leangym.lean.repl import LeanError, ReplFailure
-from leangym.lean.runtime import LeanRuntime
-from leangym.lean.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
+from leangym.lean_project.lexer import Token, tokenize
+from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
+from leangym.lean_project.repl import LeanError, ReplFailure
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
 
 _HEADER_COMMANDS = {"import", "open", "set_option", "universe"}
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
@@ -260,7 +260,7 @@ def native_repl_runtime(
     they got: `max_procs` means `workers`, `startup_timeout` means `header_timeout`, and
     `warm`/`max_batch` (file-runtime only) are ignored.
     """
-    from leangym.lean import native
+    from leangym.lean_project import native
 
     workers = workers or file_runtime_options.pop("max_procs", None) or default_workers(memory_mb)
     header_timeout = file_runtime_options.pop("startup_timeout", header_timeout)

@@ -24,9 +24,9 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 
-from leangym.lean.pool import ReplPool, ReplWorker
-from leangym.lean.repl import LeanError, ProofStepResponse
-from leangym.lean.types import InfraError, Message
+from leangym.lean_project.pool import ReplPool, ReplWorker
+from leangym.lean_project.repl import LeanError, ProofStepResponse
+from leangym.lean_project.types import InfraError, Message
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from leangym.lean.batch import Answers, Prepared, plan, prepare, requests
-from leangym.lean.process import LeanProcess, private_dir, run_slots, spare_slots
-from leangym.lean.types import InfraError, SourceResult
+from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
+from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
+from leangym.lean_project.types import InfraError, SourceResult
 
 
 class LeanRuntime(ABC):

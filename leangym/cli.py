@@ -1,6 +1,6 @@
 """The `leangym` command. Each sub-package adds its own subcommands from its `cli.py`.
 
-leangym setup | doctor | check        (leangym.lean.cli)
+leangym setup | doctor | check        (leangym.lean_project.cli)
 leangym verify                        (leangym.rewards.cli)
 leangym eval | train                  (leangym.agents.cli)
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import leangym
 
 # Sub-packages whose `cli.register(subparsers)` adds subcommands, in help order.
-_PROVIDERS = ("leangym.lean", "leangym.rewards", "leangym.envs", "leangym.agents")
+_PROVIDERS = ("leangym.lean_project", "leangym.rewards", "leangym.envs", "leangym.agents")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from leangym.lean.types import Message, Position, SourceResult
+from leangym.lean_project.types import Message, Position, SourceResult
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.submission import Statement, Submission

@@ -90,7 +90,7 @@ class NativeAudit:
 
     @classmethod
     def find(cls, policy: Policy) -> NativeAudit:
-        from leangym.lean.native import find_native
+        from leangym.lean_project.native import find_native
 
         launcher = find_native()
         return cls(launcher.lean, launcher.lean_path, policy)

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from leangym.lean import LeanRuntimeError
+    from leangym.lean_project import LeanRuntimeError
     from leangym.rewards import Policy
     from leangym.rewards.distributed import make_verifier
 

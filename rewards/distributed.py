@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from leangym.lean.runtime import LeanRuntime
-from leangym.lean.types import InfraError, SourceResult
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.types import InfraError, SourceResult
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
@@ -62,7 +62,7 @@ class VerifierActor:
     """A `Verifier` and its runtime in a Ray actor (wrapped by `ray.remote` when actors are made)."""
 
     def __init__(self, runtime: str, policy: Policy, runtime_options: dict[str, Any]):
-        from leangym.lean import get_runtime
+        from leangym.lean_project import get_runtime
 
         self.verifier = Verifier(get_runtime(runtime, **runtime_options), policy)
         self.verifier.prewarm()  # Lean starts now, not with the first shard

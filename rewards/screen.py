@@ -1,6 +1,6 @@
 """Which constructs a proof body uses that a proof of *this* statement must not.
 
-The body is lexed (`leangym.lean.lexer`), not grepped: a word inside a comment or a string
+The body is lexed (`leangym.lean_project.lexer`), not grepped: a word inside a comment or a string
 is not a construct, while an interpolated string's `{…}` is code, and every identifier is
 compared after Unicode normalisation (`normalize_name`: full-width forms, Cyrillic and Greek
 lookalikes, `«»` escapes), dotted part by dotted part (`Lean.ofReduceBool`, `ofReduceBool`
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leangym.lean.lexer import Token, code_tokens, normalize_name, tokenize
+from leangym.lean_project.lexer import Token, code_tokens, normalize_name, tokenize
 from leangym.rewards.policy import Policy
 
 # Words that start (or modify) a command. None of them can occur inside a proof term or

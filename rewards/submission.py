@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from leangym.lean.lexer import Token, code_tokens, normalize_name
+from leangym.lean_project.lexer import Token, code_tokens, normalize_name
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import COMMAND_WORDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from leangym.lean.types import Message
+from leangym.lean_project.types import Message
 
 Outcome = Literal["proved", "rejected", "error"]
 

@@ -31,8 +31,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from leangym.lean import LeanRuntime, LeanRuntimeError, get_runtime
-from leangym.lean.lexer import code_tokens
+from leangym.lean_project import LeanRuntime, LeanRuntimeError, get_runtime
+from leangym.lean_project.lexer import code_tokens
 from leangym.rewards.assembly import Checked, assemble, judge
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem

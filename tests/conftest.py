@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from leangym.lean import LeanRuntime, get_runtime
+from leangym.lean_project import LeanRuntime, get_runtime
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from leangym.lean.batch import Answers, plan, prepare, requests
+from leangym.lean_project.batch import Answers, plan, prepare, requests
 
 
 def test_imports_are_read_past_comments() -> None:

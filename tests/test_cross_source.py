@@ -25,7 +25,7 @@ import leangym.envs  # noqa: F401 - registers the environments
 from leangym.agents.evaluate import run_eval
 from leangym.agents.prover import ProofSampler
 from leangym.cli import main as leangym_main
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, Verdict, get_verifier, make_lean_reward
 from leangym.rewards.adapters import verify_with_retries
 

@@ -23,7 +23,7 @@ import leangym.envs
 from leangym.envs.proof_env import LeanProofEnv
 from leangym.envs.spaces import LeanText
 from leangym.envs.vector import LeanProofVectorEnv, ProofActionBatch
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"

@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env
 
 from leangym.envs.tactic_backend import ElaborationTactics
 from leangym.envs.tactic_env import LeanTacticEnv, proof_statement
-from leangym.lean import LeanRuntime, get_runtime
+from leangym.lean_project import LeanRuntime, get_runtime
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"

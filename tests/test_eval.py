@@ -14,7 +14,7 @@ from leangym.agents.evaluate import run_eval
 from leangym.agents.prover import Attempt
 from leangym.cli import main
 from leangym.envs.problems import ProblemSetError, load_problems
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Problem, Verifier
 
 pytestmark = pytest.mark.lean

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from leangym.lean import get_runtime
-from leangym.lean.doctor import native_status
-from leangym.lean.repl import axioms_from_message
-from leangym.lean.repl_runtime import ReplRuntime
-from leangym.lean.repl_tactics import ReplTactics
+from leangym.lean_project import get_runtime
+from leangym.lean_project.doctor import native_status
+from leangym.lean_project.repl import axioms_from_message
+from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.repl_tactics import ReplTactics
 
 STATUS = native_status()
 pytestmark = [

@@ -20,7 +20,7 @@ from leangym.envs.problems import (
     require_runtime,
     statement_from_goal,
 )
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 
 
 def test_shipped_sets_and_splits() -> None:

@@ -11,7 +11,7 @@ import pytest
 from test_problems import LEANDOJO_RECORDS  # pytest puts tests/ on sys.path
 
 from leangym.envs.problems import PORTFOLIO_TACTICS, check_core, load_leandojo, load_problems
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Problem, Verdict, Verifier
 
 pytestmark = pytest.mark.lean

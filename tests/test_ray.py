@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, get_verifier
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")

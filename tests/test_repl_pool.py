@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import repl_replay
 
-from leangym.lean.pool import ReplCommand, ReplPool
-from leangym.lean.repl_runtime import ReplRuntime, split_header
-from leangym.lean.repl_tactics import ReplTactics
-from leangym.lean.types import Position, SourceResult
+from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.repl_runtime import ReplRuntime, split_header
+from leangym.lean_project.repl_tactics import ReplTactics
+from leangym.lean_project.types import Position, SourceResult
 
 # A miniF2F-style header and three proofs Lean accepted (Mathlib/test/H20231020 of the REPL's tests).
 _H20231020 = repl_replay.TRANSCRIPTS / "Mathlib/test/H20231020.in"

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import repl_replay
 
-from leangym.lean.repl import (
+from leangym.lean_project.repl import (
     CommandResponse,
     LeanError,
     ProofStepResponse,
@@ -26,7 +26,7 @@ from leangym.lean.repl import (
     parse_command_response,
     parse_proof_step_response,
 )
-from leangym.lean.types import Position
+from leangym.lean_project.types import Position
 
 
 def repl(*flags: str, **options) -> ReplProcess:

@@ -17,7 +17,7 @@ import pytest
 from conftest import verify_in_one_batch  # pytest puts tests/ on sys.path
 
 from leangym.cli import main as leangym_main
-from leangym.lean import LeanRuntime
+from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, Verdict, compute_score_batch, get_verifier, make_lean_reward
 from leangym.rewards.audit import AUDIT_PROGRAM
 

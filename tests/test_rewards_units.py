@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leangym.lean import LeanRuntimeError, Position
+from leangym.lean_project import LeanRuntimeError, Position
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble
 from leangym.rewards.audit import judge_audit, parse_axioms, reference_source
@@ -306,7 +306,7 @@ def test_compiler_axioms_pass_when_the_policy_allows_them() -> None:
 
 
 def _native_missing() -> bool:
-    from leangym.lean.native import find_native
+    from leangym.lean_project.native import find_native
 
     try:
         find_native()

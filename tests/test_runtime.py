@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from leangym.lean import LeanRuntime, SourceResult
+from leangym.lean_project import LeanRuntime, SourceResult
 
 MIXED: dict[str, str] = {
     "true_simp": "theorem t (n : Nat) : n + 0 = n := by simp",

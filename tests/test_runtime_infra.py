@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from leangym.lean import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
+from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
 from leangym.rewards import Problem, Verifier
 
 
@@ -107,7 +107,7 @@ def processes_with(token: str, exclude: int) -> list[int]:
 def start_child(script: str) -> tuple[subprocess.Popen, str]:
     token = uuid.uuid4().hex
     env = {**os.environ, "LEANGYM_TEST_TOKEN": token}
-    code = "from leangym.lean import get_runtime\n" + textwrap.dedent(script)
+    code = "from leangym.lean_project import get_runtime\n" + textwrap.dedent(script)
     child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     return child, token
 
