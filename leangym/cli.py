@@ -2,6 +2,7 @@
 
 leangym setup | doctor | check        (leangym.lean_project.cli)
 leangym verify                        (leangym.rewards.cli)
+leangym problems                      (leangym.envs.cli)
 leangym eval | train                  (leangym.agents.cli)
 """
 

@@ -259,7 +259,9 @@ def test_policy_defaults_and_key() -> None:
         ),
         ("'x' does not depend on any axioms", ()),
         ("info: 'foo'' depends on axioms: [propext,\n  sorryAx]\n", ("propext", "sorryAx")),
+        ("'t' depends on axioms: [sorryAx]", ("sorryAx",)),
         ("no such line", None),
+        ("rfl : f = f", None),
     ],
 )
 def test_parse_axioms(output: str, axioms: tuple[str, ...] | None) -> None:
