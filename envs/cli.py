@@ -6,8 +6,9 @@
     leangym problems check-core [--update]         the `core` set against the kernel: reference
                                                    proofs, non-triviality, `difficulty`
 
-Loading is `leangym.envs.problems`; this module only runs Lean over the shipped sets to keep
-their derived data (`minif2f_core.json`, `core.jsonl`'s `difficulty`) true to the kernel.
+Loading is `leangym.envs.problems` (`list` and `show` print what it loads); the two maintenance
+commands run Lean over the shipped sets to keep their derived data (`minif2f_core.json`,
+`core.jsonl`'s `difficulty`) true to the kernel.
 """
 
 from __future__ import annotations
