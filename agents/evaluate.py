@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="benchmark an agent on a problem set (pass@k per split)",
         description=__doc__.split("\n\n")[0] + " Outputs: results.jsonl, summary.json, pass_at_k.png.",
-        epilog="Problem sets: python -m leangym.envs.problems list. Agents and outputs: docs/eval.md.",
+        epilog="Problem sets: leangym problems list. Agents and outputs: docs/eval.md.",
     )
     p.add_argument("--problems", required=True, help="SET[:SPLIT] (core, minif2f-core, minif2f) or a .jsonl/.json file")
     p.add_argument("--agent", required=True, help="portfolio, search, hf:PATH_OR_NAME, or MODULE:FACTORY")

@@ -1,4 +1,4 @@
-"""LeanDojo adapter (`pip install 'lean-gym[dojo]'`): problems from a traced repository, tactics via `Dojo`.
+"""LeanDojo: problems from benchmark files (no LeanDojo needed), from a traced repository, tactics via `Dojo`.
 
     from leangym.envs.dojo import DojoTactics, traced_problems
 
@@ -12,11 +12,16 @@ Each `Problem` keeps the repository, commit, file and full name in `extra`: a th
 repository elaborates only inside its file (its namespaces, variables, earlier lemmas), so
 `DojoTactics` runs it there, through `lean_dojo.Dojo`, rather than through leangym's verifier.
 `DojoTactics` answers with the `TacticState`/`TacticStep` of the REPL tactic mode, so a
-tactic environment can take either backend. `lean_dojo` is imported only when used.
+tactic environment can take either backend. `lean_dojo` (`pip install 'lean-gym[dojo]'`) is
+imported only when used: `load_leandojo`, which reads the records of a LeanDojo benchmark file
+(`leangym.envs.problems.load_problems("random/test.json")`), does not need it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from leangym.lean_project.repl_tactics import TacticState, TacticStep
@@ -24,6 +29,87 @@ from leangym.lean_project.types import InfraError
 from leangym.rewards.problem import Problem
 
 INSTALL_HINT = "LeanDojo is not installed: pip install 'lean-gym[dojo]'"
+
+log = logging.getLogger(__name__)
+
+
+# -- benchmark files -------------------------------------------------------------------------
+
+# An inaccessible name as Lean prints it: `x✝`, `inst✝¹`.
+_HIDDEN = re.compile(r"([^\s():\[\]{},]+)✝([⁰¹²³⁴⁵⁶⁷⁸⁹]*)")
+
+
+def load_leandojo(
+    records: Sequence[dict[str, Any]], *, split: str = "", header: str = "import Mathlib\n"
+) -> list[Problem]:
+    """Problems from LeanDojo benchmark records (`full_name`, `file_path`, `traced_tactics`, …).
+
+    LeanDojo records no statement text, so the statement is rebuilt from the goal before the
+    first traced tactic: each hypothesis becomes a binder (`inst✝ : C α` an instance binder
+    `[C α]`, other hidden names fresh ones), the goal the conclusion. That is faithful when
+    the goal prints without the file's `open`s and local notation; the exact theorem in its
+    own file is what `DojoTactics` (below) runs. Records without a tactic proof
+    (no traced tactic) are skipped, and counted in the log.
+    """
+    problems, skipped = [], 0
+    for rec in records:
+        tactics = rec.get("traced_tactics") or []
+        goal = tactics[0].get("state_before", "") if tactics else ""
+        statement = statement_from_goal(_decl_name(rec["full_name"]), goal) if goal else None
+        if statement is None:
+            skipped += 1
+            continue
+        extra = {k: rec[k] for k in ("url", "commit", "file_path", "full_name", "start", "end") if k in rec}
+        extra["repo"] = extra.pop("url", "")  # the key `DojoTactics` reads
+        problems.append(
+            Problem(name=rec["full_name"], formal_statement=statement, header=header, split=split, extra=extra)
+        )
+    if skipped:
+        log.info("LeanDojo file: skipped %d of %d theorems (no tactic proof, or a goal with no statement)",
+                 skipped, len(records))  # fmt: skip
+    return problems
+
+
+def _decl_name(full_name: str) -> str:
+    """A declaration name without dots (a dotted name would need its namespace to exist)."""
+    return re.sub(r"\W", "_", full_name.replace(".", "_"))
+
+
+def statement_from_goal(name: str, goal: str) -> str | None:
+    """`theorem name (binders) : target := by` from one goal as Lean prints it, or None when impossible."""
+    if goal.count("⊢") != 1:
+        return None
+    lines = [ln for ln in goal.splitlines() if not ln.startswith("case ")]
+    hyps: list[str] = []
+    for ln in lines:
+        if ln.startswith((" ", "\t")) and hyps:
+            hyps[-1] += " " + ln.strip()  # a long hypothesis continues on indented lines
+        else:
+            hyps.append(ln.strip())
+    target = next((h for h in hyps if h.startswith("⊢")), None)
+    if target is None:
+        return None
+    fresh: dict[str, str] = {}
+
+    def rename(m: re.Match[str]) -> str:
+        return fresh.setdefault(m.group(0), f"{m.group(1).split('.')[-1]}_{len(fresh)}")
+
+    binders = []
+    for h in hyps:
+        if h is target:
+            break
+        names, sep, typ = h.partition(" : ")
+        if not sep or " := " in typ:  # a `let` value has no binder form
+            return None
+        if all(n.startswith("inst✝") for n in names.split()):
+            binders += [f"[{_HIDDEN.sub(rename, typ)}]"] * len(names.split())
+        else:
+            binders.append(f"({_HIDDEN.sub(rename, names)} : {_HIDDEN.sub(rename, typ)})")
+    conclusion = _HIDDEN.sub(rename, target[1:].strip())
+    return f"theorem {name} {' '.join(binders)} : {conclusion} := by".replace("  ", " ")
+
+
+# -- traced repositories and proof search (needs LeanDojo) ----------------------------------
 
 
 def _lean_dojo() -> Any:

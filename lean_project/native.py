@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from leangym.lean_project.process import run_to_end
 from leangym.lean_project.types import LeanRuntimeError
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
 SESSION_PROGRAM = PROJECT_DIR / "session" / "Session.lean"  # leangym's batch/session program
+QUERY_MEMORY_MB = 4096  # `lake env`, `lean --version`: far below; a cap like every Lean process's
 INSTALL_HINT = "install elan, then `cd lean_project && lake update && lake build repl` (docs/native.md)"
 
 
@@ -60,9 +61,14 @@ def _tool(name: str) -> str | None:
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+    """A toolchain query (`lean --version`, `lake env`), run as every Lean process is (`process.run_to_end`)."""
+    try:
+        done = run_to_end(argv, dict(os.environ), timeout=300.0, memory_mb=QUERY_MEMORY_MB, cwd=cwd)
+    except OSError as e:
+        raise LeanRuntimeError(f"cannot run `{' '.join(argv)}`: {e}") from e
     if done.returncode != 0:
-        raise LeanRuntimeError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[:500]}")
+        why = done.stopped or done.stderr.strip()[:500]
+        raise LeanRuntimeError(f"`{' '.join(argv)}` failed: {why}")
     return done.stdout
 
 

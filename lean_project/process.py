@@ -10,6 +10,8 @@
 * Memory is watched by summing the resident set of the process group; past the cap the
   group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large
   virtual address ranges up front.)
+* `run_to_end` is the whole life of one short Lean run (the native audit's `lean -o` and
+  `lean --run`): a run slot, the process group, the memory cap, a wall-clock limit.
 * `MachineSlots` caps Lean processes on the whole machine, across every runtime and Python
   process: those checking at once (default one per core; others queue) and warm spares
   (default half the cores; beyond that no spare is started), so async vector envs or
@@ -30,6 +32,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +113,15 @@ def spare_slots() -> MachineSlots:
 class LeanProcess:
     """A Lean run over `input_file`, possibly started before that file exists (a warm spare)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, input_file: Path):
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, input_file: Path, cwd: Path | None = None):
         self.workdir, self.input_file = workdir, input_file
         self.stdout_path, self.stderr_path = workdir / "stdout.jsonl", workdir / "stderr.txt"
         self.started = time.monotonic()
         self.fed_at: float | None = None  # when the input was handed over
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self._proc = popen_owned(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            self._proc = popen_owned(
+                argv, env=env, cwd=cwd or workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
         self._offset = 0
         self.slots: list[int] = []  # MachineSlots descriptors this process holds
 
@@ -186,3 +191,58 @@ class LeanProcess:
         for fd in self.slots:
             os.close(fd)
         self.slots = []
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a `run_to_end` process ended."""
+
+    returncode: int | None  # None when it was stopped (see `stopped`)
+    stdout: str
+    stderr: str
+    stopped: str | None = None  # why it was killed: past its time limit or its memory cap
+
+    @property
+    def output(self) -> str:
+        """Everything it printed: stdout, then stderr."""
+        return self.stdout + self.stderr
+
+
+def run_to_end(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    timeout: float,
+    memory_mb: float,
+    cwd: Path | None = None,
+    poll_s: float = 0.05,
+) -> Finished:
+    """Run one Lean process to its end, as every Lean process of this project runs.
+
+    It waits for a machine-wide run slot, runs in its own process group that dies with this
+    Python process, and is killed (with its group) past `timeout` seconds or `memory_mb`.
+    """
+    slot = run_slots().acquire()
+    workdir = private_dir("leangym-run-")
+    try:
+        proc = LeanProcess(argv, env, workdir, workdir / "input", cwd=cwd)
+    except OSError:
+        os.close(slot)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    proc.slots.append(slot)
+    stopped: str | None = None
+    try:
+        while proc.returncode() is None:
+            if time.monotonic() - proc.started > timeout:
+                stopped = f"ran past {timeout:.0f} s"
+            elif proc.rss_mb() > memory_mb:
+                stopped = f"passed the {memory_mb:.0f} MiB memory cap"
+            if stopped is not None:
+                break
+            time.sleep(poll_s)
+        proc.kill()
+        out, err = (path.read_text(encoding="utf-8", errors="replace") for path in (proc.stdout_path, proc.stderr_path))
+        return Finished(None if stopped else proc.returncode(), out, err, stopped)
+    finally:
+        proc.cleanup()

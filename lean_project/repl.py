@@ -91,11 +91,6 @@ class CommandResponse:
     messages: list[Message] = field(default_factory=list)
     sorries: list[Sorry] = field(default_factory=list)
     tactics: list[TacticInfo] = field(default_factory=list)
-    infotree: Any = None
-
-    @property
-    def has_errors(self) -> bool:
-        return any(m.is_error for m in self.messages)
 
 
 @dataclass(frozen=True)
@@ -168,7 +163,6 @@ def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> Comm
         messages=[message_from_repl(m, line_offset) for m in raw.get("messages", [])],
         sorries=[_sorry(s, line_offset) for s in raw.get("sorries", [])],
         tactics=[_tactic(t) for t in raw.get("tactics", [])],
-        infotree=raw.get("infotree"),
     )
 
 
@@ -187,16 +181,6 @@ def parse_proof_step_response(raw: Mapping[str, Any]) -> ProofStepResponse | Lea
         sorries=[_sorry(s) for s in raw.get("sorries", [])],
         traces=[str(t) for t in raw.get("traces", [])],
     )
-
-
-def axioms_from_message(text: str) -> tuple[str, ...] | None:
-    """The axioms named by `#print axioms`' answer, or None if `text` is not such an answer."""
-    if "does not depend on any axioms" in text:
-        return ()
-    head, sep, rest = text.partition(" depends on axioms: [")
-    if not sep or not head.startswith("'"):
-        return None
-    return tuple(a.strip() for a in rest.rstrip("]").replace("\n", " ").split(",") if a.strip())
 
 
 # -- one process --------------------------------------------------------------------------
@@ -249,8 +233,6 @@ class ReplProcess:
         *,
         env: int | None = None,
         all_tactics: bool = False,
-        root_goals: bool = False,
-        infotree: str | None = None,
         timeout: float = 60.0,
         line_offset: int = 0,
     ) -> CommandResponse | LeanError:
@@ -258,14 +240,14 @@ class ReplProcess:
         request: dict[str, Any] = {"cmd": cmd}
         if env is not None:
             request["env"] = env
-        request.update(_options(all_tactics, root_goals, infotree))
+        request.update(_options(all_tactics))
         return self._command_answer(self.request(request, timeout), line_offset)
 
     def file(
         self, path: str | Path, *, env: int | None = None, all_tactics: bool = False, timeout: float = 60.0
     ) -> CommandResponse | LeanError:
         """Elaborate a whole file, as `command` does its text."""
-        request: dict[str, Any] = {"path": str(path), **_options(all_tactics, False, None)}
+        request: dict[str, Any] = {"path": str(path), **_options(all_tactics)}
         if env is not None:
             request["env"] = env
         return self._command_answer(self.request(request, timeout))
@@ -456,15 +438,9 @@ def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | Non
     )
 
 
-def _options(all_tactics: bool, root_goals: bool, infotree: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if all_tactics:
-        out["allTactics"] = True
-    if root_goals:
-        out["rootGoals"] = True
-    if infotree:
-        out["infotree"] = infotree
-    return out
+def _options(all_tactics: bool) -> dict[str, Any]:
+    """`allTactics` only when asked: the REPL then lists every tactic with its goals."""
+    return {"allTactics": True} if all_tactics else {}
 
 
 def _short(raw: Any) -> str:

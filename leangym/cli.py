@@ -2,6 +2,7 @@
 
 leangym setup | doctor | check        (leangym.lean_project.cli)
 leangym verify                        (leangym.rewards.cli)
+leangym problems                      (leangym.envs.cli)
 leangym eval | train                  (leangym.agents.cli)
 """
 
@@ -25,14 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leangym {leangym.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for package in _PROVIDERS:
-        try:
-            module = importlib.import_module(f"{package}.cli")
-        except ModuleNotFoundError as e:
-            if e.name != f"{package}.cli":
-                raise
-            continue
-        module.register(sub)
+    for package in _PROVIDERS:  # each has a `cli.py`: a missing one is an error, not a silent gap
+        importlib.import_module(f"{package}.cli").register(sub)
     return parser
 
 

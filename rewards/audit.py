@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from leangym.lean_project.process import Finished, run_to_end
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.submission import parse_statement
@@ -40,7 +40,11 @@ _AXIOMS = re.compile(r"'(?P<name>.+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*
 
 
 def parse_axioms(output: str) -> tuple[str, ...] | None:
-    """The axioms a `#print axioms` line in `output` names (`()` for none), or None if there is no such line."""
+    """The axioms a `#print axioms` line in `output` names (`()` for none), or None if there is no such line.
+
+    The one reader of that wording in leangym: the audit program prints it, and so does Lean's
+    `#print axioms` (a REPL follow-up, `repl_runtime.ReplRuntime.check_with_followups`).
+    """
     m = _AXIOMS.search(output)
     if m is None:
         return None
@@ -57,7 +61,7 @@ def reference_source(problem: Problem, namespace: str) -> str:
     return "\n".join([*imports, *rest, f"namespace {namespace}", statement, "  sorry", f"end {namespace}", ""])
 
 
-def judge_audit(output: str, returncode: int, target: str, policy: Policy) -> Verdict | None:
+def judge_audit(output: str, returncode: int | None, target: str, policy: Policy) -> Verdict | None:
     """What the audit program's output means: None when the proof passes, else the verdict it earns."""
     failure = re.search(r"^lg-audit: failed: (.*)$", output, re.MULTILINE | re.DOTALL)
     if failure is not None:
@@ -86,7 +90,8 @@ class NativeAudit:
     lean: Path
     lean_path: tuple[Path, ...]
     policy: Policy
-    workers: int = max(1, os.cpu_count() or 1)
+    workers: int = max(1, os.cpu_count() or 1)  # the machine's run slots bound them further
+    memory_mb: float = 8192  # per Lean run, as the runtimes' default cap
 
     @classmethod
     def find(cls, policy: Policy) -> NativeAudit:
@@ -127,12 +132,10 @@ class NativeAudit:
         error = self._compile(work, module, source)
         if error is not None:
             return Verdict("error", ("audit_failed",), detail=f"the candidate did not compile again: {error}")
-        argv = [str(self.lean), "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}"]
-        try:
-            done = subprocess.run(argv, env=self._env(work), capture_output=True, text=True, timeout=self._limit())
-        except subprocess.TimeoutExpired:
-            return Verdict("error", ("audit_failed",), detail=f"the audit ran past {self._limit():.0f} s")
-        return judge_audit(done.stdout + done.stderr, done.returncode, name, self.policy)
+        done = self._lean(work, "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}")
+        if done.stopped is not None:
+            return Verdict("error", ("audit_failed",), detail=f"the audit {done.stopped}")
+        return judge_audit(done.output, done.returncode, name, self.policy)
 
     def _reference(self, work: Path, problem: Problem, module: str) -> str | None:
         return self._compile(work, module, reference_source(problem, module))
@@ -141,15 +144,13 @@ class NativeAudit:
         """`lean -o` one module into `work`; the end of Lean's output if that fails."""
         src = work / f"{module}.lean"
         src.write_text(text, encoding="utf-8")
-        argv = [str(self.lean), "-o", str(work / f"{module}.olean"), str(src)]
-        try:
-            done = subprocess.run(argv, env=self._env(work), capture_output=True, text=True, timeout=self._limit())
-        except subprocess.TimeoutExpired:
-            return f"ran past {self._limit():.0f} s"
-        return None if done.returncode == 0 else (done.stdout + done.stderr)[-1000:]
+        done = self._lean(work, "-o", str(work / f"{module}.olean"), str(src))
+        if done.stopped is not None:
+            return done.stopped
+        return None if done.returncode == 0 else done.output[-1000:]
 
-    def _env(self, work: Path) -> dict[str, str]:
-        return {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, (*self.lean_path, work)))}
-
-    def _limit(self) -> float:
-        return self.policy.timeout + 120.0  # the proof's own limit, plus loading the imports
+    def _lean(self, work: Path, *args: str) -> Finished:
+        """One `lean` run over the modules in `work`, under the process layer's slot, group and caps."""
+        env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, (*self.lean_path, work)))}
+        limit = self.policy.timeout + 120.0  # the proof's own limit, plus loading the imports
+        return run_to_end([str(self.lean), *args], env, timeout=limit, memory_mb=self.memory_mb)

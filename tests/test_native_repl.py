@@ -10,9 +10,9 @@ import pytest
 
 from leangym.lean_project import get_runtime
 from leangym.lean_project.doctor import native_status
-from leangym.lean_project.repl import axioms_from_message
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.repl_tactics import ReplTactics
+from leangym.rewards.audit import parse_axioms
 
 STATUS = native_status()
 pytestmark = [
@@ -56,7 +56,7 @@ def test_verdicts(checked):
 
 def test_axioms_followup(checked):
     [axioms] = checked[0].followups
-    names = axioms_from_message(axioms.messages[0].text)
+    names = parse_axioms(axioms.messages[0].text)
     assert names is not None and "sorryAx" not in names
 
 

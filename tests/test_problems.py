@@ -1,4 +1,4 @@
-"""Problem sets: the loader, the shipped sets, LeanDojo files, and the Mathlib refusal (no Lean run)."""
+"""Problem sets: the loader, the shipped sets, LeanDojo files, `leangym problems`, the Mathlib refusal (no Lean run)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from leangym.cli import main
+from leangym.envs.dojo import statement_from_goal
 from leangym.envs.problems import (
     DATA,
     MINIF2F_CORE_PRELUDE,
@@ -16,9 +18,7 @@ from leangym.envs.problems import (
     list_sets,
     load_file,
     load_problems,
-    main,
     require_runtime,
-    statement_from_goal,
 )
 from leangym.lean_project import LeanRuntime
 
@@ -169,6 +169,12 @@ def test_mathlib_sets_are_refused_on_the_embedded_runtime_before_any_lean_run(le
 
 
 def test_list_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list"]) == 0
+    assert main(["problems", "list"]) == 0
     out = capsys.readouterr().out
     assert "minif2f " in out and "488 problems (test 244, valid 244)" in out and "core" in out
+
+
+def test_show_command_prints_the_loader_s_problems(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["problems", "show", "core:test"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in rows] == [p.name for p in load_problems("core:test")]

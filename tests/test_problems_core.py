@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 from test_problems import LEANDOJO_RECORDS  # pytest puts tests/ on sys.path
 
-from leangym.envs.problems import PORTFOLIO_TACTICS, check_core, load_leandojo, load_problems
+from leangym.envs.cli import check_core
+from leangym.envs.dojo import load_leandojo
+from leangym.envs.problems import PORTFOLIO_TACTICS, load_problems
 from leangym.lean_project import LeanRuntime
 from leangym.rewards import Problem, Verdict, Verifier
 

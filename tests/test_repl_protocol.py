@@ -22,7 +22,6 @@ from leangym.lean_project.repl import (
     ProofStepResponse,
     ReplFailure,
     ReplProcess,
-    axioms_from_message,
     parse_command_response,
     parse_proof_step_response,
 )
@@ -137,17 +136,6 @@ def test_file_mode_with_all_tactics():
         [tactic] = answer.tactics
         assert (tactic.tactic, tactic.goals, tactic.pos) == ("exact rfl", "⊢ f + g = 39", Position(5, 29))
         assert "rfl" in tactic.used_constants
-
-
-def test_axioms_answer_parsing():
-    assert axioms_from_message("'t' depends on axioms: [propext, Classical.choice, Quot.sound]") == (
-        "propext",
-        "Classical.choice",
-        "Quot.sound",
-    )
-    assert axioms_from_message("'t' does not depend on any axioms") == ()
-    assert axioms_from_message("'t' depends on axioms: [sorryAx]") == ("sorryAx",)
-    assert axioms_from_message("rfl : f = f") is None
 
 
 # -- failures of the process ------------------------------------------------------------------

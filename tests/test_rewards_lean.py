@@ -19,7 +19,7 @@ from conftest import verify_in_one_batch  # pytest puts tests/ on sys.path
 from leangym.cli import main as leangym_main
 from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, Verdict, compute_score_batch, get_verifier, make_lean_reward
-from leangym.rewards.audit import AUDIT_PROGRAM
+from leangym.rewards.audit import AUDIT_PROGRAM, judge_audit, parse_axioms
 
 pytestmark = pytest.mark.lean
 
@@ -488,10 +488,21 @@ def test_cli_verify(lean: LeanRuntime, verdicts: dict[str, Verdict], tmp_path: P
 
 
 def test_audit_program_elaborates(lean: LeanRuntime) -> None:
-    """The native audit program type-checks against this Lean's API (it cannot run on the embedded runtime)."""
+    """The native audit program type-checks against this Lean's API (it cannot run on the embedded runtime).
+
+    In the same batch, real Lean output that names `#print axioms` without answering it (the
+    embedded Lean refuses the command in a `module`) goes through the audit's parser: no pass.
+    """
     text = AUDIT_PROGRAM.read_text()
     # The embedded runtime cannot compile code (every file is a `module`): check the definitions only.
     text = text.replace("open Lean\n", "open Lean\nnoncomputable section\n", 1)
-    [result] = lean.check([text], timeout=300)
+    refused = "theorem two : 2 + 2 = 4 := by decide\n#print axioms two"
+    result, refusal = lean.check([text, refused], timeout=300)
     assert result.status == "ok", result.error
     assert not result.has_errors, [m.text for m in result.messages if m.is_error]
+    [message] = refusal.messages
+    assert message.is_error and "#print axioms" in message.text
+    output = f"lg-audit: replay ok (1 constants)\nlg-audit: type ok\n{message.text}\n"
+    assert parse_axioms(output) is None
+    verdict = judge_audit(output, 0, "two", Policy())
+    assert verdict is not None and (verdict.outcome, verdict.reasons) == ("error", ("audit_failed",))

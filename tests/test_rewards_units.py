@@ -14,7 +14,7 @@ import pytest
 from leangym.lean_project import LeanRuntimeError, Position
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble
-from leangym.rewards.audit import judge_audit, parse_axioms, reference_source
+from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms, reference_source
 from leangym.rewards.screen import reasons_of, screen
 from leangym.rewards.submission import Rejection, Submission, decode, parse_statement, read_submission, strip_fence
 
@@ -259,7 +259,9 @@ def test_policy_defaults_and_key() -> None:
         ),
         ("'x' does not depend on any axioms", ()),
         ("info: 'foo'' depends on axioms: [propext,\n  sorryAx]\n", ("propext", "sorryAx")),
+        ("'t' depends on axioms: [sorryAx]", ("sorryAx",)),
         ("no such line", None),
+        ("rfl : f = f", None),
     ],
 )
 def test_parse_axioms(output: str, axioms: tuple[str, ...] | None) -> None:
@@ -351,7 +353,11 @@ def test_shared_verifiers() -> None:
 
 @pytest.mark.skipif(_native_missing(), reason="needs a native Lean toolchain (none found)")
 def test_native_audit_end_to_end() -> None:
-    """With a native Lean: an honest proof passes the audit; a proof using `Lean.ofReduceBool` does not."""
+    """With a native Lean: an honest proof passes the audit; a proof using `Lean.ofReduceBool` does not.
+
+    The screen stops `native_decide` before Lean, so the audit is also handed sources no screen
+    looked at: it must reject each of them on its own, from the real audit program's output.
+    """
     problem = Problem("two", "theorem two : 2 + 2 = 4 := by")
     verifier = Verifier("native")
     honest, native = verifier.verify_batch([(problem, "  decide"), (problem, "  native_decide")])
@@ -359,3 +365,28 @@ def test_native_audit_end_to_end() -> None:
     assert native.reasons == ("forbidden_construct:native_decide",)
     lenient = Verifier("native", Policy(allow_native_decide=True)).verify(problem, "  native_decide")
     assert lenient.proved, lenient  # the audit allows the compiler's axioms under this policy
+    statement = parse_statement(problem.formal_statement)
+
+    def assembled(body: str) -> str:
+        sub = read_submission(problem, statement, body)
+        assert isinstance(sub, Submission)
+        return assemble(problem, statement, sub, Policy()).source
+
+    sources = {
+        "honest": assembled("  decide"),
+        "native_decide": assembled("  native_decide"),
+        "sorry": assembled("  sorry"),
+        "other_statement": "theorem two : True := trivial\n",
+        "missing": "theorem three : 2 + 2 = 4 := rfl\n",
+    }
+    audited = NativeAudit.find(Policy()).audit([(problem, s) for s in sources.values()])
+    got = {name: (v.outcome, v.reasons) if v else None for name, v in zip(sources, audited, strict=True)}
+    assert got == {
+        "honest": None,
+        "native_decide": ("rejected", ("nonstandard_axiom",)),
+        "sorry": ("rejected", ("nonstandard_axiom", "sorry")),
+        "other_statement": ("rejected", ("statement_modified",)),
+        "missing": ("rejected", ("missing_declaration",)),
+    }, [v.detail for v in audited if v]
+    assert "Lean.ofReduceBool" in audited[1].detail
+    assert NativeAudit.find(Policy(allow_native_decide=True)).audit([(problem, sources["native_decide"])]) == [None]

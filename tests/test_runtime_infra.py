@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
+from leangym.lean_project.process import run_to_end
 from leangym.rewards import Problem, Verifier
 
 
@@ -159,6 +160,31 @@ def test_interrupting_or_killing_python_leaves_no_process(sig: signal.Signals) -
     finally:
         child.kill()
         child.wait()
+
+
+# -- one short run to its end (the native audit's `lean` runs, toolchain queries) ---------------
+
+
+def test_run_to_end_returns_status_and_both_streams() -> None:
+    code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(3)"
+    done = run_to_end([sys.executable, "-c", code], dict(os.environ), timeout=60, memory_mb=1024)
+    assert (done.returncode, done.stdout, done.stderr, done.stopped) == (3, "to stdout\n", "to stderr\n", None)
+    assert done.output == "to stdout\nto stderr\n"
+
+
+def test_run_to_end_past_its_time_limit_kills_the_whole_group() -> None:
+    token = uuid.uuid4().hex
+    env = {**os.environ, "LEANGYM_TEST_TOKEN": token}
+    started = time.monotonic()
+    done = run_to_end(["sh", "-c", "sleep 600 & sleep 600"], env, timeout=1, memory_mb=1024)
+    assert done.returncode is None and done.stopped == "ran past 1 s" and time.monotonic() - started < 30
+    assert wait_until(lambda: processes_with(token, exclude=os.getpid()) == [], 15)  # the grandchild too
+
+
+def test_run_to_end_past_its_memory_cap_is_killed() -> None:
+    code = "import time; block = bytearray(400 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(600)"
+    done = run_to_end([sys.executable, "-c", code], dict(os.environ), timeout=120, memory_mb=200)
+    assert done.returncode is None and done.stopped == "passed the 200 MiB memory cap"
 
 
 # -- a Lean that dies is restarted, and no verdict is lost ------------------------------------
