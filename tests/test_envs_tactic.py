@@ -16,9 +16,9 @@ import networkx as nx
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from leangym.envs.tactic_backend import ElaborationTactics
 from leangym.envs.tactic_env import LeanTacticEnv, proof_statement
 from leangym.lean_project import LeanRuntime, get_runtime
+from leangym.lean_project.tactics import ElaborationTactics
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"
