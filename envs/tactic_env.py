@@ -222,16 +222,16 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         """Apply each tactic to the recorded state `target`, in one Lean run; record the results in the graph.
 
         The current state and the step count do not change: this is the node expansion of a
-        search agent (best-first search, MCTS). Outcomes come back in the order of `tactics`.
+        search agent (best-first search, MCTS). Results come back in the order of `tactics`.
         """
         if target not in self.states:
             raise KeyError(f"no state {target!r} in this episode ({len(self.states)} recorded)")
         parent = self.states[target]
-        outcomes = self._expand(parent, tactics)
-        for out in outcomes:
+        results = self._expand(parent, tactics)
+        for out in results:
             if not out.failed:
                 self._reached(parent, out)
-        return outcomes
+        return results
 
     def export_graph(self, path: str | Path) -> Path:
         """Write the search graph as GraphML (`.graphml`) or Graphviz DOT (`.dot`, `.gv`)."""
@@ -249,19 +249,17 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     def _expand(self, state: TacticState, tactics: list[str]) -> list[TacticResult]:
         """Screen, apply (one Lean run), then verify the proofs that closed every goal (one batch)."""
         assert self.problem is not None
-        refusals = [screen_tactic(self.verifier, t) for t in tactics]
-        steps = iter(apply_many(self.backend, state, [t for t, why in zip(tactics, refusals, strict=True) if not why]))
-        outcomes = [
-            TacticResult(None, why, tactic=t) if why else next(steps) for t, why in zip(tactics, refusals, strict=True)
-        ]
-        closed = [(i, out.state) for i, out in enumerate(outcomes) if out.state is not None and not out.state.goals]
+        screened = [(t, screen_tactic(self.verifier, t)) for t in tactics]
+        applied = iter(apply_many(self.backend, state, [t for t, why in screened if not why]))
+        results = [TacticResult(None, why, tactic=t) if why else next(applied) for t, why in screened]
+        closed = [(i, out.state) for i, out in enumerate(results) if out.state is not None and not out.state.goals]
         if closed:
             verdicts = self.verifier.verify_batch(
                 [(self.problem, proof_body(self.problem, s.tactics)) for _, s in closed]
             )
             for (i, _), verdict in zip(closed, verdicts, strict=True):
-                outcomes[i] = replace(outcomes[i], verdict=verdict)
-        return outcomes
+                results[i] = replace(results[i], verdict=verdict)
+        return results
 
     def _record(self, state: TacticState) -> str:
         sid = state_id(state.goals)

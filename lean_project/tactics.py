@@ -32,7 +32,7 @@ state is a separate source of one `check` call, so expanding a search node costs
 back to a state and trying a tactic again costs nothing; the key is the goals, not the path
 that reached them, so a state reached by two paths is one state (as in the search graph) and a
 result found along one path serves the other. docs/envs.md gives the measured cost per step
-(`bench/tactic_step_cost.py`).
+(`bench/session.py --only steps`).
 
 `ReplTactics` uses the proof states of the Lean REPL itself (a native `ReplPool`): one
 request per tactic, nothing elaborated twice.
@@ -169,7 +169,6 @@ class ElaborationTactics:
         self.timeout = timeout  # seconds per source; None: the runtime's default
         self.max_heartbeats = max_heartbeats  # `set_option maxHeartbeats N in` before the statement
         self.cache_size = cache_size
-        self.lean_runs = 0  # `check` calls made (tests and benchmarks read it)
         self._cache: OrderedDict[_Key, TacticResult] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -184,9 +183,6 @@ class ElaborationTactics:
     def apply_many(self, state: TacticState, tactics: Sequence[str]) -> list[TacticResult]:
         """Each tactic applied to `state`; the ones not cached are checked together in one Lean run."""
         return self._run(state, list(tactics))
-
-    def close(self) -> None:
-        """Nothing of its own to release: the runtime belongs to whoever made it."""
 
     def _run(self, state: TacticState, tactics: list[str | None]) -> list[TacticResult]:
         """`None` stands for "no new tactic" (the statement's own initial state)."""
@@ -204,7 +200,6 @@ class ElaborationTactics:
         checks = [(k, lay) for k, lay in todo.items() if not lay.error]
         if checks:
             results = self.runtime.check([lay.source for _, lay in checks], timeout=self.timeout)
-            self.lean_runs += 1
             with self._lock:
                 for (key, lay), res in zip(checks, results, strict=True):
                     found[key] = _read(res, lay, key)
@@ -308,6 +303,10 @@ class _Handle:
     proof_status: str  # the REPL's `proofStatus` for the state ("" at the statement's sorry)
 
 
+# A state reached on a worker and where it lives there, or why there is none (and None).
+_Reached = tuple[TacticResult, _Handle | None]
+
+
 class ReplTactics:
     """`TacticBackend` over a `ReplPool` of Lean REPLs: the REPL's proof states, kept across restarts.
 
@@ -348,7 +347,7 @@ class ReplTactics:
     def start(self, statement: str, header: str = "") -> TacticResult:
         """The proof state at the first `sorry` of `statement` (e.g. `theorem t : P := by sorry`)."""
         root = TacticState((), header, statement)
-        return self._call(self._any_worker(), lambda w: self._start_on(w, root))
+        return self._call(self._any_worker(), lambda w: self._start_on(w, root)[0])
 
     def apply(self, state: TacticState, tactic: str) -> TacticResult:
         """Run `tactic` in `state`; the state itself is never changed (states are immutable values)."""
@@ -377,62 +376,61 @@ class ReplTactics:
         with self._lock:
             self._handles[state] = handle
 
-    def _start_on(self, worker: ReplWorker, root: TacticState) -> TacticResult:
+    def _reached(self, state: TacticState, handle: _Handle, messages: Sequence[Message]) -> _Reached:
+        self._remember(state, handle)
+        return TacticResult(state, messages=tuple(messages)), handle
+
+    def _start_on(self, worker: ReplWorker, root: TacticState) -> _Reached:
         env = None
         if root.header:
             head = worker.header(root.header, self.header_timeout)
             if isinstance(head, LeanError):
-                return TacticResult(None, f"the header did not elaborate: {head.message}")
+                return TacticResult(None, f"the header did not elaborate: {head.message}"), None
             env = head.env
         command = _heartbeat_limit(self.max_heartbeats) + root.statement
         answer = worker.process.command(command, env=env, timeout=self.timeout)
         if isinstance(answer, LeanError):
-            return TacticResult(None, answer.message)
+            return TacticResult(None, answer.message), None
         errors = [m for m in answer.messages if m.is_error]
         starts = [s for s in answer.sorries if s.proof_state is not None]
         if errors or not starts:
             reason = "\n".join(m.text for m in errors) or "the statement has no `sorry` to start from"
-            return TacticResult(None, reason, tuple(answer.messages))
+            return TacticResult(None, reason, tuple(answer.messages)), None
         first = starts[0]
         state = TacticState((first.goal,), root.header, root.statement)
-        self._remember(state, _Handle(worker.index, worker.generation, first.proof_state, ""))
-        return TacticResult(state, messages=tuple(answer.messages))
+        return self._reached(state, _Handle(worker.index, worker.generation, first.proof_state, ""), answer.messages)
 
     def _apply_on(self, worker: ReplWorker, state: TacticState, handle: _Handle | None, tactic: str) -> TacticResult:
         worker.process  # noqa: B018 - start it now if it died, so the generation below is current
         if handle is None or handle.generation != worker.generation:
-            rebuilt = self._rebuild(worker, state)
-            if rebuilt.state is None:
+            rebuilt, handle = self._rebuild(worker, state)
+            if handle is None:
                 return rebuilt
-            handle = self._handle(rebuilt.state)
-            assert handle is not None  # remembered by `_rebuild`, and `rebuilt` holds the state
             self._remember(state, handle)
         answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
         if isinstance(answer, LeanError):
             return TacticResult(None, answer.message.removeprefix("Lean error:\n"))
-        return self._step(answer, state, tactic, worker)
+        return self._step(answer, state, tactic, worker)[0]
 
-    def _rebuild(self, worker: ReplWorker, state: TacticState) -> TacticResult:
+    def _rebuild(self, worker: ReplWorker, state: TacticState) -> _Reached:
         """Reach `state` again on this worker's current process by replaying its path."""
-        result = self._start_on(worker, TacticState((), state.header, state.statement))
+        result, handle = self._start_on(worker, TacticState((), state.header, state.statement))
         for tactic in state.tactics:
-            reached = result.state
-            handle = self._handle(reached) if reached is not None else None
-            if reached is None or handle is None:
+            if result.state is None or handle is None:
                 break
             answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
             if isinstance(answer, LeanError):
-                result = TacticResult(None, answer.message)
+                result, handle = TacticResult(None, answer.message), None
             else:
-                result = self._step(answer, reached, tactic, worker)
-        if result.state is None:
-            return TacticResult(None, f"could not reach the proof state again on the REPL: {result.error}")
-        return result
+                result, handle = self._step(answer, result.state, tactic, worker)
+        if handle is None:
+            return TacticResult(None, f"could not reach the proof state again on the REPL: {result.error}"), None
+        return result, handle
 
-    def _step(self, answer: ProofStepResponse, before: TacticState, tactic: str, worker: ReplWorker) -> TacticResult:
+    def _step(self, answer: ProofStepResponse, before: TacticState, tactic: str, worker: ReplWorker) -> _Reached:
         errors = [m for m in answer.messages if m.is_error]
         if errors:  # Lean recovered from an error (e.g. an unknown identifier) by inserting `sorry`
-            return TacticResult(None, "\n".join(m.text for m in errors), tuple(answer.messages))
+            return TacticResult(None, "\n".join(m.text for m in errors), tuple(answer.messages)), None
         state = TacticState(tuple(answer.goals), before.header, before.statement, (*before.tactics, tactic))
-        self._remember(state, _Handle(worker.index, worker.generation, answer.proof_state, answer.proof_status))
-        return TacticResult(state, messages=tuple(answer.messages))
+        handle = _Handle(worker.index, worker.generation, answer.proof_state, answer.proof_status)
+        return self._reached(state, handle, answer.messages)
