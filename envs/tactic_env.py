@@ -96,7 +96,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     * `runtime`: `"embedded"`, `"native"`, or a `LeanRuntime` (for the shared verifier).
     * `policy`: the verifier's `Policy`, or a dict of its fields; its timeout and heartbeats bound every tactic.
     * `max_steps`: steps before truncation (default 64).
-    * `terminate_on_error`: end the episode at the first tactic Lean refuses.
+    * `terminate_on_error`: end the episode at the first failed tactic (refused by Lean or by the screen).
     * `backend`: a `TacticBackend` (default: `default_backend` for the verifier's runtime).
     * `verifier`: a `Verifier` of your own (yours to close) instead of the shared one.
     * `render_mode`: None or `"ansi"` (`render()` returns the state as text).

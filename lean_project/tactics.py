@@ -56,7 +56,7 @@ from leangym.lean_project.repl import LeanError, ProofStepResponse
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, Message, Position, SourceResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only a type here: rewards builds on this layer, and the env attaches its verdicts
     from leangym.rewards.verdict import Verdict
 
 __all__ = [
@@ -89,7 +89,7 @@ class TacticResult:
 
     state: TacticState | None  # None when the statement or the tactic was refused
     error: str = ""  # Lean's reason, or why the tactic was refused before Lean saw it
-    messages: tuple[Message, ...] = ()  # Lean's messages about the tactic
+    messages: tuple[Message, ...] = ()  # Lean's (`ElaborationTactics`: positions from the tactic's first line)
     infra: InfraError | None = None  # Lean itself failed (crash, timeout): not a judgement of the tactic
     tactic: str = ""  # the tactic applied ("" for `start`)
     verdict: Verdict | None = None  # set by `LeanTactic-v0` once no goal is left: the verifier's, on the whole proof
@@ -387,8 +387,9 @@ class ReplTactics:
             if isinstance(head, LeanError):
                 return TacticResult(None, f"the header did not elaborate: {head.message}"), None
             env = head.env
-        command = _heartbeat_limit(self.max_heartbeats) + root.statement
-        answer = worker.process.command(command, env=env, timeout=self.timeout)
+        limit = _heartbeat_limit(self.max_heartbeats)
+        shift = -limit.count("\n")  # positions stay relative to the statement
+        answer = worker.process.command(limit + root.statement, env=env, timeout=self.timeout, line_offset=shift)
         if isinstance(answer, LeanError):
             return TacticResult(None, answer.message), None
         errors = [m for m in answer.messages if m.is_error]
