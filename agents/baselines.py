@@ -24,8 +24,8 @@ from typing import Any
 from leangym.agents.lockstep import LockstepRuntime
 from leangym.agents.prover import Attempt
 from leangym.envs.problems import PORTFOLIO_TACTICS
-from leangym.envs.tactic_backend import ElaborationTactics
 from leangym.envs.tactic_env import LeanTacticEnv, proof_body
+from leangym.lean_project.tactics import ElaborationTactics
 from leangym.rewards import Problem, Verdict, Verifier
 
 

@@ -18,7 +18,7 @@ _LAZY = {
     "LeanProofEnv": "leangym.envs.proof_env",
     "LeanProofVectorEnv": "leangym.envs.vector",
     "LeanTacticEnv": "leangym.envs.tactic_env",
-    "TacticOutcome": "leangym.envs.tactic_env",
+    "TacticResult": "leangym.lean_project.tactics",
 }
 
 
@@ -46,4 +46,4 @@ def __getattr__(name: str) -> Any:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "LeanProofEnv", "LeanProofVectorEnv", "LeanTacticEnv", "TacticOutcome", "register_envs"]
+__all__ = ["ENV_IDS", "LeanProofEnv", "LeanProofVectorEnv", "LeanTacticEnv", "TacticResult", "register_envs"]

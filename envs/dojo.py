@@ -5,16 +5,17 @@
     problems = traced_problems("https://github.com/yangky11/lean4-example", "7b6ecb9a", limit=10)
     with DojoTactics(problems[0]) as dojo:
         step = dojo.start()                        # the theorem's initial proof state
-        step = dojo.apply(step.state, "omega")     # TacticStep, as from leangym.lean_project.repl_tactics
+        step = dojo.apply(step.state, "omega")     # a TacticResult, as from leangym.lean_project.tactics
 
 For a repository LeanDojo has traced (its own Lean project, any toolchain LeanDojo supports).
 Each `Problem` keeps the repository, commit, file and full name in `extra`: a theorem of a
 repository elaborates only inside its file (its namespaces, variables, earlier lemmas), so
 `DojoTactics` runs it there, through `lean_dojo.Dojo`, rather than through leangym's verifier.
-`DojoTactics` answers with the `TacticState`/`TacticStep` of the REPL tactic mode, so a
-tactic environment can take either backend. `lean_dojo` (`pip install 'lean-gym[dojo]'`) is
-imported only when used: `load_leandojo`, which reads the records of a LeanDojo benchmark file
-(`leangym.envs.problems.load_problems("random/test.json")`), does not need it.
+`DojoTactics` answers with the `TacticState`/`TacticResult` of leangym's tactic mode
+(`leangym.lean_project.tactics`), so a tactic environment can take either backend. `lean_dojo`
+(`pip install 'lean-gym[dojo]'`) is imported only when used: `load_leandojo`, which reads the
+records of a LeanDojo benchmark file (`leangym.envs.problems.load_problems("random/test.json")`),
+does not need it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from leangym.lean_project.repl_tactics import TacticState, TacticStep
+from leangym.lean_project.tactics import TacticResult, TacticState
 from leangym.lean_project.types import InfraError
 from leangym.rewards.problem import Problem
 
@@ -159,7 +160,7 @@ class DojoTactics:
         self._lean_dojo = lean_dojo
         self._dojo = lean_dojo.Dojo(lean_dojo.Theorem(repo, extra["file_path"], extra["full_name"]), timeout=timeout)
         self._initial: Any = None
-        self._states: dict[int, Any] = {}  # Dojo's own state objects, by id
+        self._states: dict[TacticState, Any] = {}  # Dojo's own state objects, by the states they answer
 
     def __enter__(self) -> DojoTactics:
         _, self._initial = self._dojo.__enter__()
@@ -168,36 +169,31 @@ class DojoTactics:
     def __exit__(self, *exc: Any) -> None:
         self._dojo.__exit__(*exc)
 
-    def start(self) -> TacticStep:
+    def start(self) -> TacticResult:
         """The theorem's initial proof state."""
-        return self._step(self._initial, ())
+        return TacticResult(self._state(self._initial, ()))
 
-    def apply(self, state: TacticState, tactic: str) -> TacticStep:
+    def apply(self, state: TacticState, tactic: str) -> TacticResult:
         """Run `tactic` in `state` (which must come from this object)."""
         ld = self._lean_dojo
         try:
-            result = self._dojo.run_tac(self._states[state.proof_state], tactic)
+            result = self._dojo.run_tac(self._states[state], tactic)
         except ld.DojoTacticTimeoutError as e:
-            return TacticStep(None, "the tactic timed out", infra=InfraError("timeout", str(e)))
+            return TacticResult(None, "the tactic timed out", infra=InfraError("timeout", str(e)), tactic=tactic)
         except ld.DojoCrashError as e:
             kind = "out_of_memory" if e.is_out_of_memory else "crash"
-            return TacticStep(None, "Lean crashed", infra=InfraError(kind, str(e)))
+            return TacticResult(None, "Lean crashed", infra=InfraError(kind, str(e)), tactic=tactic)
         if isinstance(result, ld.LeanError):
-            return TacticStep(None, result.error)
+            return TacticResult(None, result.error, tactic=tactic)
         if isinstance(result, ld.ProofGivenUp):
-            return TacticStep(None, "the proof contains `sorry`")
-        return self._step(result, (*state.tactics, tactic))
+            return TacticResult(None, "the proof contains `sorry`", tactic=tactic)
+        return TacticResult(self._state(result, (*state.tactics, tactic)), tactic=tactic)
 
-    def _step(self, result: Any, tactics: tuple[str, ...]) -> TacticStep:
+    def _state(self, result: Any, tactics: tuple[str, ...]) -> TacticState:
+        """The state Dojo reached (no goals once the proof is finished); Dojo's own state is kept for `apply`."""
         finished = isinstance(result, self._lean_dojo.ProofFinished)
+        goals = () if finished else tuple(result.pp.split("\n\n"))
+        state = TacticState(goals, header="", statement=self.problem.formal_statement, tactics=tactics)
         if not finished:
-            self._states[result.id] = result
-        state = TacticState(
-            goals=() if finished else tuple(result.pp.split("\n\n")),
-            proof_status="Completed" if finished else "Incomplete: open goals remain",
-            header="",
-            statement=self.problem.formal_statement,
-            tactics=tactics,
-            proof_state=result.tactic_state_id if finished else result.id,
-        )
-        return TacticStep(state, messages=())
+            self._states[state] = result
+        return state

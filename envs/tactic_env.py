@@ -9,11 +9,8 @@
     env.unwrapped.try_tactics(state_id, ["simp", "omega"])   # expand a node: one Lean run
     env.unwrapped.graph                           # networkx.DiGraph: states (by goals) and tactics
 
-A failed tactic leaves the state as it was (reward 0, Lean's error in `info`; the episode
-ends only with `terminate_on_error=True`). When no goal is left, the whole proof (statement +
-tactics) goes through `leangym.rewards` once more and the episode ends with that reward.
-`sorry`, `admit` and everything the verifier's policy forbids are refused before Lean sees
-them, so they never close a goal. `max_steps` (counting failed tactics) truncates.
+`LeanTacticEnv`'s docstring has the spaces, the reward and when an episode ends; the proof
+states come from a tactic backend of `leangym.lean_project.tactics`.
 """
 
 from __future__ import annotations
@@ -21,8 +18,8 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,70 +28,94 @@ import networkx as nx
 
 from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, load_problem_list, pick_problem
 from leangym.envs.spaces import LeanText, text_dict
-from leangym.envs.tactic_backend import (
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.tactics import (
     ElaborationTactics,
+    ReplTactics,
     TacticBackend,
+    TacticResult,
     TacticState,
-    TacticStep,
     apply_many,
     state_id,
     tactic_block,
 )
-from leangym.lean_project.types import Message
+from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
-from leangym.rewards.verdict import Verdict
+from leangym.rewards.verifier import Verifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "goals": 65536, "tactics": 65536}
 MAX_TACTIC_CHARS = 16384
 _TRUNCATED = "\n… (cut at the observation limit)"
 
 
-@dataclass(frozen=True)
-class TacticOutcome:
-    """What one tactic did to one state (`step` and `try_tactics` both answer these)."""
-
-    tactic: str
-    state: TacticState | None  # the state reached; None when the tactic failed
-    error: str = ""  # Lean's error, or why the tactic was refused before Lean saw it
-    messages: tuple[Message, ...] = ()  # Lean's messages about the tactic (positions from its line 1)
-    infra: str = ""  # Lean itself failed (crash, timeout): not a judgement of the tactic
-    verdict: Verdict | None = None  # when no goal is left: the verifier's verdict on the whole proof
-
-    @property
-    def failed(self) -> bool:
-        return self.state is None
-
-    @property
-    def state_id(self) -> str | None:
-        return None if self.state is None else state_id(self.state.goals)
-
-    @property
-    def goals(self) -> tuple[str, ...]:
-        return () if self.state is None else self.state.goals
-
-    @property
-    def proved(self) -> bool:
-        return self.verdict is not None and self.verdict.proved
-
-
 class LeanTacticEnv(gym.Env[dict[str, str], str]):
-    """Tactic-level episodes with backtracking and a search graph (see the module docstring)."""
+    """`leangym/LeanTactic-v0`: prove a theorem one tactic at a time.
+
+    ## Description
+
+    Each episode is one theorem of `problems`. The agent sends tactics; Lean runs each on the
+    current proof state (`leangym.lean_project.tactics`). Beyond Gymnasium's API the unwrapped
+    env keeps every state of the episode, so a search agent can go back to any of them
+    (`goto`), expand one with several tactics in one Lean run (`try_tactics`), and read the
+    search graph (`graph`, `export_graph`).
+
+    ## Action Space
+
+    One tactic as text (`LeanText`, 1 to 16,384 characters); a multi-line tactic such as
+    `induction n with …` is one action.
+
+    ## Observation Space
+
+    A `Dict` of text: `header` and `formal_statement` (the problem's), `goals` (the goals as
+    Lean prints them, separated by a blank line; "" once none is left) and `tactics` (the
+    tactics applied so far, as the lines of the proof after `formal_statement`).
+
+    ## Rewards
+
+    0 per step. When a tactic leaves no goal, the whole proof (statement and every tactic of
+    the path) goes through the verifier (`leangym.rewards`) once more, and the reward is its
+    verdict's: 1.0 iff `proved`.
+
+    ## Starting State
+
+    The goals at the `sorry` of the problem's statement (`proof_statement`), for the problem
+    `reset(options={"problem": name})` names, else one drawn with the env's seeded generator.
+
+    ## Episode End
+
+    Terminated when no goal is left (with the verifier's reward), or at a failed tactic when
+    `terminate_on_error` (never when Lean itself failed: `info["infra"]`). A failed tactic
+    otherwise leaves the state as it was, with Lean's error in `info["error"]`. Truncated after
+    `max_steps` steps, failed ones included. `sorry`, `admit` and whatever the verifier's policy
+    forbids are refused before Lean sees them, so they never close a goal.
+
+    ## Arguments
+
+    * `problems`: a problem set `SET[:SPLIT]`, a JSONL path, or a list of `Problem`.
+    * `runtime`: `"embedded"`, `"native"`, or a `LeanRuntime` (for the shared verifier).
+    * `policy`: the verifier's `Policy`, or a dict of its fields; its timeout and heartbeats bound every tactic.
+    * `max_steps`: steps before truncation (default 64).
+    * `terminate_on_error`: end the episode at the first failed tactic (refused by Lean or by the screen).
+    * `backend`: a `TacticBackend` (default: `default_backend` for the verifier's runtime).
+    * `verifier`: a `Verifier` of your own (yours to close) instead of the shared one.
+    * `render_mode`: None or `"ansi"` (`render()` returns the state as text).
+    """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
 
     def __init__(
         self,
         problems: ProblemsArg = "core:test",
-        runtime: Any = "embedded",
-        policy: Any = None,
+        runtime: str | LeanRuntime = "embedded",
+        policy: Policy | Mapping[str, Any] | None = None,
         *,
         max_steps: int = 64,
         terminate_on_error: bool = False,
         backend: TacticBackend | None = None,
-        verifier: Any = None,
+        verifier: Verifier | None = None,
         render_mode: str | None = None,
-    ):
+    ) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         if max_steps < 1:
@@ -121,7 +142,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.states: dict[str, TacticState] = {}  # every state of the episode, by id (the first path found)
         self.graph = nx.DiGraph()
         self.steps = 0
-        self.last: TacticOutcome | None = None
+        self.last: TacticResult | None = None
         self._over = False
 
     # -- Gymnasium API ---------------------------------------------------------------------
@@ -151,7 +172,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.last = out
         reward, terminated = 0.0, False
         if out.failed:
-            terminated = self.terminate_on_error and not out.infra
+            terminated = self.terminate_on_error and out.infra is None
         else:
             self.state = self._reached(self.state, out)
             if out.verdict is not None:
@@ -197,20 +218,20 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.last = None
         return self._observation()
 
-    def try_tactics(self, target: str, tactics: list[str]) -> list[TacticOutcome]:
+    def try_tactics(self, target: str, tactics: list[str]) -> list[TacticResult]:
         """Apply each tactic to the recorded state `target`, in one Lean run; record the results in the graph.
 
         The current state and the step count do not change: this is the node expansion of a
-        search agent (best-first search, MCTS). Outcomes come back in the order of `tactics`.
+        search agent (best-first search, MCTS). Results come back in the order of `tactics`.
         """
         if target not in self.states:
             raise KeyError(f"no state {target!r} in this episode ({len(self.states)} recorded)")
         parent = self.states[target]
-        outcomes = self._expand(parent, tactics)
-        for out in outcomes:
+        results = self._expand(parent, tactics)
+        for out in results:
             if not out.failed:
                 self._reached(parent, out)
-        return outcomes
+        return results
 
     def export_graph(self, path: str | Path) -> Path:
         """Write the search graph as GraphML (`.graphml`) or Graphviz DOT (`.dot`, `.gv`)."""
@@ -225,23 +246,20 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _expand(self, state: TacticState, tactics: list[str]) -> list[TacticOutcome]:
+    def _expand(self, state: TacticState, tactics: list[str]) -> list[TacticResult]:
         """Screen, apply (one Lean run), then verify the proofs that closed every goal (one batch)."""
         assert self.problem is not None
-        refusals = [screen_tactic(self.verifier, t) for t in tactics]
-        steps = iter(apply_many(self.backend, state, [t for t, why in zip(tactics, refusals, strict=True) if not why]))
-        outcomes = [
-            TacticOutcome(t, None, error=why) if why else _outcome(t, next(steps))
-            for t, why in zip(tactics, refusals, strict=True)
-        ]
-        closed = [(i, out.state) for i, out in enumerate(outcomes) if out.state is not None and not out.state.goals]
+        screened = [(t, screen_tactic(self.verifier, t)) for t in tactics]
+        applied = iter(apply_many(self.backend, state, [t for t, why in screened if not why]))
+        results = [TacticResult(None, why, tactic=t) if why else next(applied) for t, why in screened]
+        closed = [(i, out.state) for i, out in enumerate(results) if out.state is not None and not out.state.goals]
         if closed:
             verdicts = self.verifier.verify_batch(
                 [(self.problem, proof_body(self.problem, s.tactics)) for _, s in closed]
             )
             for (i, _), verdict in zip(closed, verdicts, strict=True):
-                outcomes[i] = replace(outcomes[i], verdict=verdict)
-        return outcomes
+                results[i] = replace(results[i], verdict=verdict)
+        return results
 
     def _record(self, state: TacticState) -> str:
         sid = state_id(state.goals)
@@ -250,7 +268,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             self.graph.add_node(sid, goals="\n\n".join(state.goals), n_goals=len(state.goals), depth=len(state.tactics))
         return sid
 
-    def _reached(self, parent: TacticState, out: TacticOutcome) -> TacticState:
+    def _reached(self, parent: TacticState, out: TacticResult) -> TacticState:
         """Record the edge of a successful outcome; return the state it reached (along this path)."""
         assert out.state is not None
         src, dst = state_id(parent.goals), self._record(out.state)
@@ -270,7 +288,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             "tactics": _fit(tactic_block(s.tactics), OBSERVATION_LIMITS["tactics"]),
         }
 
-    def _info(self, out: TacticOutcome) -> dict[str, Any]:
+    def _info(self, out: TacticResult) -> dict[str, Any]:
         info: dict[str, Any] = {
             "problem": self.problem.name if self.problem else "",
             "state_id": self.state_id,
@@ -279,8 +297,8 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             "messages": [m.to_json() for m in out.messages],
             "steps": self.steps,
         }
-        if out.infra:
-            info["infra"] = out.infra
+        if out.infra is not None:
+            info["infra"] = str(out.infra)
         if out.verdict is not None:
             info.update(out.verdict.to_json())
         return info
@@ -298,26 +316,23 @@ def proof_body(problem: Problem, tactics: Sequence[str]) -> str:
     return block if re.search(r"\bby$", problem.formal_statement.rstrip()) else " by" + block
 
 
-def screen_tactic(verifier: Any, tactic: str) -> str:
+def screen_tactic(verifier: Verifier, tactic: str) -> str:
     """Why `tactic` may not run ("" when it may): the verifier's screen for proof bodies, on one tactic."""
     findings = screen(tactic, verifier.policy)
     return f"refused ({', '.join(reasons_of(findings))}): {describe(findings, tactic)}" if findings else ""
-
-
-def _outcome(tactic: str, step: TacticStep) -> TacticOutcome:
-    infra = str(step.infra) if step.infra is not None else ""
-    return TacticOutcome(tactic, step.state, step.error, tuple(step.messages), infra)
 
 
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(_TRUNCATED)] + _TRUNCATED
 
 
-_backends: weakref.WeakKeyDictionary[Any, dict[tuple[float, int], ElaborationTactics]] = weakref.WeakKeyDictionary()
+_backends: weakref.WeakKeyDictionary[LeanRuntime, dict[tuple[float, int], ElaborationTactics]] = (
+    weakref.WeakKeyDictionary()
+)
 _backends_lock = threading.Lock()
 
 
-def default_backend(verifier: Any) -> TacticBackend:
+def default_backend(verifier: Verifier) -> TacticBackend:
     """The REPL's proof states when the verifier's runtime is a native REPL pool, else re-elaboration.
 
     Tactics run under the verifier's limits (its policy's timeout and heartbeats). There is one
@@ -326,9 +341,7 @@ def default_backend(verifier: Any) -> TacticBackend:
     runtime, policy = verifier.runtime, verifier.policy
     pool = getattr(runtime, "pool", None)
     if pool is not None:
-        from leangym.lean_project.repl_tactics import ReplTactics
-
-        return ReplTactics(pool, timeout=policy.timeout)
+        return ReplTactics(pool, timeout=policy.timeout, max_heartbeats=policy.max_heartbeats)
     limits = (policy.timeout, policy.max_heartbeats)
     with _backends_lock:
         per_runtime = _backends.setdefault(runtime, {})

@@ -21,7 +21,7 @@ list of jobs on all workers at once, each worker taking the next job when it is 
   ~27 s).
 
 Tactic sessions need the one worker that holds their proof states: `ReplPool.call(i, run)`
-runs there, with the same restart-and-retry rule (see `repl_tactics.py`).
+runs there, with the same restart-and-retry rule (`tactics.ReplTactics`).
 """
 
 from __future__ import annotations

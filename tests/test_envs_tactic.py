@@ -16,9 +16,9 @@ import networkx as nx
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from leangym.envs.tactic_backend import ElaborationTactics
 from leangym.envs.tactic_env import LeanTacticEnv, proof_statement
 from leangym.lean_project import LeanRuntime, get_runtime
+from leangym.lean_project.tactics import ElaborationTactics
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"
@@ -108,13 +108,15 @@ def test_steps_move_through_the_proof(walk: dict) -> None:
 def test_expansion_runs_every_candidate_in_one_lean_run(walk: dict) -> None:
     assert walk["runs"]["root_expansion"] == 1 and walk["runs"]["case_expansion"] == 1
     intro, foo, both = walk["root_expansion"]
-    assert intro.goals == INTRO_GOALS and foo.failed and "foo" in foo.error
+    assert intro.goals == INTRO_GOALS and foo.failed and "foo" in foo.error and foo.infra is None
+    assert (intro.tactic, foo.tactic) == ("intro n", "exact foo") and intro.verdict is None
     assert both.state_id == walk["induction"][4]["state_id"]  # two paths, one state
 
 
 def test_sorry_and_admit_never_close_a_goal(walk: dict) -> None:
     simp, omega, rfl, sorry, admit = walk["case_expansion"]
     assert sorry.failed and "sorry" in sorry.error and admit.failed and "sorry" in admit.error
+    assert (sorry.tactic, admit.tactic) == ("sorry", "all_goals admit") and sorry.infra is None
     assert simp.state_id == omega.state_id == rfl.state_id  # each closes `case zero` only
     assert simp.goals[0].startswith("case succ") and len(simp.goals) == 1
 

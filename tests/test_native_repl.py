@@ -11,7 +11,7 @@ import pytest
 from leangym.lean_project import get_runtime
 from leangym.lean_project.doctor import native_status
 from leangym.lean_project.repl_runtime import ReplRuntime
-from leangym.lean_project.repl_tactics import ReplTactics
+from leangym.lean_project.tactics import ReplTactics
 from leangym.rewards.audit import parse_axioms
 
 STATUS = native_status()
@@ -74,7 +74,7 @@ def test_tactic_mode(repl_lean):
     assert start.state is not None and start.state.goals[0].endswith("⊢ a + b = b + a")
     assert tactics.apply(start.state, "exact foo_bar_unknown").failed
     done = tactics.apply(start.state, "omega")
-    assert done.state is not None and done.state.done
+    assert done.state is not None and done.state.goals == () and tactics.proof_status(done.state) == "Completed"
 
 
 @pytest.mark.skipif(not STATUS.get("mathlib"), reason="Mathlib is not built in the Lake project")

@@ -20,7 +20,7 @@ import repl_replay
 
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.repl_runtime import ReplRuntime, split_header
-from leangym.lean_project.repl_tactics import ReplTactics
+from leangym.lean_project.tactics import ReplTactics, TacticState
 from leangym.lean_project.types import Position, SourceResult
 
 # A miniF2F-style header and three proofs Lean accepted (Mathlib/test/H20231020 of the REPL's tests).
@@ -235,12 +235,16 @@ def test_tactic_session(tmp_path):
     split = t.apply(start.state, "induction x")
     assert split.state.goals == ("case zero\n⊢ 0 = 0", "case succ\nn✝ : ℕ\na✝ : n✝ = n✝\n⊢ n✝ + 1 = n✝ + 1")
     one = t.apply(split.state, "next => rfl")
-    assert one.state.tactics == ("induction x", "next => rfl") and not one.state.done
+    assert (
+        one.state.tactics == ("induction x", "next => rfl")
+        and t.proof_status(one.state) == "Incomplete: open goals remain"
+    )
+    assert one.tactic == "next => rfl" and t.proof_status(start.state) == ""
     sorried = t.apply(start.state, "induction x with\n| zero => sorry\n| succ x => sorry")  # branch from the root
-    assert sorried.state.proof_status == "Incomplete: contains sorry" and not sorried.state.done
+    assert t.proof_status(sorried.state) == "Incomplete: contains sorry" and sorried.state.goals == ()
     other = t.start("def f (x : Unit) : Nat := by sorry")
     finished = t.apply(t.apply(other.state, "apply Int.natAbs").state, "exact -37")
-    assert finished.state.done and finished.state.goals == ()
+    assert t.proof_status(finished.state) == "Completed" and finished.state.goals == ()
     t.pool.close()
 
 
@@ -260,8 +264,28 @@ def test_proof_states_are_rebuilt_after_a_crash(tmp_path):
     split = t.apply(start.state, "induction x")
     one = t.apply(split.state, "next => rfl")  # crashes once: restarted, replayed, applied
     assert one.state.goals == ("case succ\nn✝ : ℕ\na✝ : n✝ = n✝\n⊢ n✝ + 1 = n✝ + 1",)
-    assert one.state.generation == split.state.generation + 1 and t.pool.restarts == 1
+    assert t.pool.restarts == 1 and t.pool.workers[0].generation == 2  # the crashed worker, started again
     t.pool.close()
+
+
+def test_a_state_the_backend_never_answered_is_reached_by_its_path(tmp_path):
+    t = tactics(tmp_path)
+    statement = "theorem foo (x : Nat) : x = x := by sorry"
+    succ = "case succ\nn✝ : ℕ\na✝ : n✝ = n✝\n⊢ n✝ + 1 = n✝ + 1"
+    split = TacticState(("case zero\n⊢ 0 = 0", succ), "import Mathlib", statement, ("induction x",))
+    one = t.apply(split, "next => rfl")  # replayed from the statement on some worker, then applied
+    assert one.state.goals == (succ,)
+    assert one.state.tactics == ("induction x", "next => rfl")
+    t.pool.close()
+
+
+def test_tactic_mode_applies_the_heartbeat_limit(tmp_path):
+    pool = ReplPool(ReplCommand(repl_replay.argv("--log", str(tmp_path / "requests.log"))), machine_slots=False)
+    t = ReplTactics(pool, timeout=5, max_heartbeats=1000)
+    start = t.start("def f : Nat := by sorry")
+    assert logged(tmp_path)[0] == {"cmd": "set_option maxHeartbeats 1000 in\ndef f : Nat := by sorry"}
+    assert start.failed and start.infra is not None  # the double has no recorded answer: Lean's failure, no verdict
+    pool.close()
 
 
 def test_tactic_infra_failure_is_not_a_verdict(tmp_path):
