@@ -72,25 +72,12 @@ class Sorry:
 
 
 @dataclass(frozen=True)
-class TacticInfo:
-    """One tactic of a command run with `all_tactics=True`."""
-
-    tactic: str
-    goals: str
-    proof_state: int | None
-    pos: Position
-    end_pos: Position
-    used_constants: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class CommandResponse:
-    """The answer to a command (or a file): the new environment and what Lean said."""
+    """The answer to a command: the new environment and what Lean said."""
 
     env: int
     messages: list[Message] = field(default_factory=list)
     sorries: list[Sorry] = field(default_factory=list)
-    tactics: list[TacticInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,17 +127,6 @@ def _sorry(raw: Mapping[str, Any], line_offset: int = 0) -> Sorry:
     )
 
 
-def _tactic(raw: Mapping[str, Any]) -> TacticInfo:
-    return TacticInfo(
-        tactic=str(raw["tactic"]),
-        goals=str(raw.get("goals", "")),
-        proof_state=raw.get("proofState"),
-        pos=Position(raw["pos"]["line"], raw["pos"]["column"]),
-        end_pos=Position(raw["endPos"]["line"], raw["endPos"]["column"]),
-        used_constants=tuple(raw.get("usedConstants", ())),
-    )
-
-
 def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> CommandResponse | LeanError:
     """Read a command's answer; raises KeyError/TypeError/ValueError on a malformed one."""
     if "message" in raw and "env" not in raw:
@@ -162,7 +138,6 @@ def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> Comm
         env=env,
         messages=[message_from_repl(m, line_offset) for m in raw.get("messages", [])],
         sorries=[_sorry(s, line_offset) for s in raw.get("sorries", [])],
-        tactics=[_tactic(t) for t in raw.get("tactics", [])],
     )
 
 
@@ -232,7 +207,6 @@ class ReplProcess:
         cmd: str,
         *,
         env: int | None = None,
-        all_tactics: bool = False,
         timeout: float = 60.0,
         line_offset: int = 0,
     ) -> CommandResponse | LeanError:
@@ -240,45 +214,11 @@ class ReplProcess:
         request: dict[str, Any] = {"cmd": cmd}
         if env is not None:
             request["env"] = env
-        request.update(_options(all_tactics))
         return self._command_answer(self.request(request, timeout), line_offset)
-
-    def file(
-        self, path: str | Path, *, env: int | None = None, all_tactics: bool = False, timeout: float = 60.0
-    ) -> CommandResponse | LeanError:
-        """Elaborate a whole file, as `command` does its text."""
-        request: dict[str, Any] = {"path": str(path), **_options(all_tactics)}
-        if env is not None:
-            request["env"] = env
-        return self._command_answer(self.request(request, timeout))
 
     def tactic(self, tactic: str, proof_state: int, *, timeout: float = 60.0) -> ProofStepResponse | LeanError:
         """Run one tactic (or a tactic block) in `proof_state`."""
         return self._proof_answer(self.request({"tactic": tactic, "proofState": proof_state}, timeout))
-
-    def pickle_env(self, env: int, path: str | Path, *, timeout: float = 60.0) -> CommandResponse | LeanError:
-        """Save environment `env` (its changes over the imports) to an `.olean` file."""
-        raw = self.request({"pickleTo": str(path), "env": env}, timeout)
-        return self._command_answer(raw, fresh=False)
-
-    def unpickle_env(self, path: str | Path, *, timeout: float = 60.0) -> CommandResponse | LeanError:
-        """Load an environment saved by `pickle_env` (same imports needed): a new environment id."""
-        return self._command_answer(self.request({"unpickleEnvFrom": str(path)}, timeout))
-
-    def pickle_proof_state(
-        self, proof_state: int, path: str | Path, *, timeout: float = 60.0
-    ) -> ProofStepResponse | LeanError:
-        """Save a proof state to an `.olean` file (the REPL answers with a new id for the same state)."""
-        return self._proof_answer(self.request({"pickleTo": str(path), "proofState": proof_state}, timeout))
-
-    def unpickle_proof_state(
-        self, path: str | Path, *, env: int | None = None, timeout: float = 60.0
-    ) -> ProofStepResponse | LeanError:
-        """Load a proof state saved by `pickle_proof_state`, optionally into environment `env`."""
-        request: dict[str, Any] = {"unpickleProofStateFrom": str(path)}
-        if env is not None:
-            request["env"] = env
-        return self._proof_answer(self.request(request, timeout))
 
     def _command_answer(self, raw: dict, line_offset: int = 0, fresh: bool = True) -> CommandResponse | LeanError:
         try:
@@ -436,11 +376,6 @@ def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | Non
         stdout=subprocess.PIPE,
         stderr=stderr,
     )
-
-
-def _options(all_tactics: bool) -> dict[str, Any]:
-    """`allTactics` only when asked: the REPL then lists every tactic with its goals."""
-    return {"allTactics": True} if all_tactics else {}
 
 
 def _short(raw: Any) -> str:

@@ -114,30 +114,6 @@ def test_options_stick_to_the_environment_they_were_set_in():
         assert "List.{u}" not in plain.messages[0].text and "List.{u}" in shown.messages[0].text
 
 
-def test_pickling_round_trip():
-    with repl() as proc:
-        made = proc.command("def f := 42")
-        assert proc.pickle_env(made.env, "test/a.olean") == CommandResponse(env=made.env)
-        loaded = proc.unpickle_env("test/a.olean")
-        used = proc.command("example : f = 42 := by rfl", env=loaded.env)
-        assert (loaded.env, used.env, used.messages) == (1, 2, [])
-    with repl() as proc:
-        proc.command("import Lean")
-        start = proc.command("def f : Nat := by sorry", env=0)
-        saved = proc.pickle_proof_state(start.sorries[0].proof_state, "test/c.olean")
-        loaded = proc.unpickle_proof_state("test/c.olean")
-        step = proc.tactic("have t : Nat := 42", loaded.proof_state)
-        assert (saved.proof_state, loaded.proof_state, step.goals) == (1, 2, ["t : Nat\n⊢ Nat"])
-
-
-def test_file_mode_with_all_tactics():
-    with repl() as proc:
-        answer = proc.file("test/file.lean", all_tactics=True)
-        [tactic] = answer.tactics
-        assert (tactic.tactic, tactic.goals, tactic.pos) == ("exact rfl", "⊢ f + g = 39", Position(5, 29))
-        assert "rfl" in tactic.used_constants
-
-
 # -- failures of the process ------------------------------------------------------------------
 
 
