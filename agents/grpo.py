@@ -46,7 +46,7 @@ from leangym.agents.generation import (
     extract_proof,
     render_prompt,
 )
-from leangym.rewards.adapters import verify_with_retries
+from leangym.rewards.verifier import verify_with_retries
 
 if TYPE_CHECKING:
     import torch
