@@ -38,14 +38,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from leangym.agents.generation import (
-    Completion,
-    Generator,
-    SamplingConfig,
-    encode_prompts,
-    extract_proof,
-    render_prompt,
-)
+from leangym.agents.generation import Completion, Generator, SamplingConfig
+from leangym.agents.prompts import encode_prompts, extract_proof, render_prompt
 from leangym.rewards.verifier import verify_with_retries
 
 if TYPE_CHECKING:

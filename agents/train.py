@@ -39,7 +39,7 @@ class TrainConfig:
     # what to train, on what
     model: str = "tiny"  # "tiny" (built locally, agents/tiny.py) or a transformers model name or folder
     problems: str = "toy"  # "toy" (agents/data/toy.jsonl), a problem-set spec such as "core:valid", or a .jsonl path
-    template: str = "plain"  # prompt template: plain | fence | chat (agents/generation.py)
+    template: str = "plain"  # prompt template: plain | fence | chat (agents/prompts.py)
     dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU either way)
     lora: dict[str, Any] | None = None  # e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}; needs [lora]
     # GRPO
@@ -80,7 +80,7 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     def validate(self) -> None:
-        from leangym.agents.generation import TEMPLATES
+        from leangym.agents.prompts import TEMPLATES
 
         checks = [
             (self.steps >= 1, "steps must be >= 1"),
@@ -217,7 +217,7 @@ def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> 
         return cfg.model
     folder = out / "initial_model"
     if not (folder / "config.json").is_file():
-        from leangym.agents.generation import render_prompt
+        from leangym.agents.prompts import render_prompt
         from leangym.agents.tiny import build_tiny
 
         model, tokenizer = build_tiny([render_prompt(p, cfg.template) for p in problems], seed=cfg.seed)
@@ -387,8 +387,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     import torch
     from tqdm import tqdm
 
-    from leangym.agents.generation import DEFAULT_STOP, SamplingConfig, make_generator
+    from leangym.agents.generation import SamplingConfig, make_generator
     from leangym.agents.grpo import GRPOConfig, GRPOTrainer
+    from leangym.agents.prompts import DEFAULT_STOP
     from leangym.rewards.distributed import make_verifier
 
     out = Path(cfg.output_dir)

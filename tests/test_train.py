@@ -216,7 +216,7 @@ def test_lora_run_and_resume(shared_verifier, tmp_path):
     pytest.importorskip("peft", reason="the [lora] extra (peft) is not installed")
     import torch
 
-    from leangym.agents.generation import render_prompt
+    from leangym.agents.prompts import render_prompt
     from leangym.agents.tiny import build_tiny
     from leangym.agents.train import train
 
