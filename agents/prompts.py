@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from leangym.rewards.problem import Problem
 
 Template = Literal["plain", "fence", "chat"]
-TEMPLATES: tuple[str, ...] = ("plain", "fence", "chat")
+TEMPLATES: tuple[str, ...] = get_args(Template)
 _PLAIN_INDENT = "  "  # the plain template leaves the cursor indented inside the `by` block
 
 # Where a completion ends, per template (overridable with SamplingConfig.stop).
