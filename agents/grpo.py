@@ -7,26 +7,40 @@ tokens, C completion tokens):
 2. verify all B·G proofs in one batch (`Verifier.verify_batch`): reward 1 if proved, 0 if
    rejected; a verdict `error` (Lean crashed, timed out) is retried, never scored 0, and a
    sample still in error is left out;
-3. advantage of each sample relative to its group: A = (r − mean) / (std + ε), or
-   A = r − mean with `scale_rewards=False` (Dr. GRPO). A group whose rewards are all equal
+3. advantage of each sample relative to its group: A = (r − mean) / (std + ε) [1], or
+   A = r − mean with `scale_rewards=False` [3]. A group whose rewards are all equal
    has A = 0 everywhere: it carries no signal, so it is dropped from the update (and
    counted in `zero_variance_frac`);
-4. loss per completion token t of sample i:
+4. loss per completion token t of sample i [1]:
        ratio = π(t) / π_old(t)
        ℓ = −min(ratio·A, clip(ratio, 1−ε, 1+ε)·A) + β·KL_k3(π ‖ π_ref)
-   with KL_k3 = exp(ref − logp) − (ref − logp) − 1 (unbiased, always ≥ 0). π_old is the
+   with KL_k3 = exp(ref − logp) − (ref − logp) − 1 (unbiased, always ≥ 0) [4]. π_old is the
    policy that sampled: its log-probabilities are recomputed with the trainer's model before
    the update (vLLM's own numbers differ slightly from the trainer's, and a ratio must
    compare like with like); with one epoch, π_old = π and the ratio is exactly 1 with the
    gradient of the plain policy gradient. β = 0 drops the reference model.
 5. aggregate (`loss_norm`), documented in docs/training.md:
-       token    — Σ ℓ / (number of completion tokens in the batch): every token weighs the same (DAPO);
-       sequence — mean over sequences of each sequence's mean (the original GRPO): short
-                  completions weigh more per token;
-       constant — Σ ℓ / (N · max_new_tokens) (Dr. GRPO): no length bias at all.
+       token    — Σ ℓ / (number of completion tokens in the batch): every token weighs the same [2];
+       sequence — mean over sequences of each sequence's mean [1]: short completions weigh
+                  more per token;
+       constant — Σ ℓ / (N · max_new_tokens) [3]: no length bias at all.
    The weights are computed over the whole batch, so gradient accumulation over
    micro-batches gives exactly the gradient of the full batch. AdamW, gradient clipping,
    `epochs` optimiser steps per batch, bf16 autocast on GPU.
+
+References (cited again next to the code each one justifies):
+
+[1] Z. Shao et al., "DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open
+    Language Models", 2024, arXiv:2402.03300, §4.1 (GRPO): the group-relative advantage,
+    the clipped objective with a KL penalty, the per-sequence mean over tokens.
+[2] Q. Yu et al., "DAPO: An Open-Source LLM Reinforcement Learning System at Scale", 2025,
+    arXiv:2503.14476: token-level normalisation of the loss (§3.3); clip-higher (§3.1), a
+    larger upper clip bound, is not used here: the clip is symmetric.
+[3] Z. Liu et al., "Understanding R1-Zero-Like Training: A Critical Perspective", 2025,
+    arXiv:2503.20783 (Dr. GRPO): no division by the group's std, and a constant
+    normalisation instead of each sequence's length.
+[4] J. Schulman, "Approximating KL Divergence", blog post, 2020,
+    http://joschu.net/blog/kl-approx.html: the k3 estimator.
 """
 
 from __future__ import annotations
@@ -38,15 +52,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from leangym.agents.generation import (
-    Completion,
-    Generator,
-    SamplingConfig,
-    encode_prompts,
-    extract_proof,
-    render_prompt,
-)
-from leangym.rewards.adapters import verify_with_retries
+from leangym.agents.generation import Completion, Generator, SamplingConfig
+from leangym.agents.prompts import encode_prompts, extract_proof, render_prompt
+from leangym.rewards.verifier import verify_with_retries
 
 if TYPE_CHECKING:
     import torch
@@ -86,6 +94,10 @@ def group_advantages(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Group-relative advantages and which groups have no signal.
 
+    A = (r − mean) / (std + eps), the outcome-supervision advantage of GRPO ([1] §4.1.2): the
+    group's mean stands in for a learned value function. `scale=False` drops the division
+    by the std ([3]: it over-weights groups that are almost all right or all wrong).
+
     rewards: [B, G] float; valid: [B, G] bool (False = the verifier gave no verdict; left out of
     the statistics, advantage 0). The std is the unbiased one (as torch.std and TRL).
     Returns advantages [B, G] and zero_variance [B] (all valid rewards equal, or < 2 valid).
@@ -99,21 +111,31 @@ def group_advantages(
     var = (centred**2).sum(1, keepdim=True) / (count - 1).clamp(min=1)  # [B, 1], unbiased
     std = var.sqrt()
     zero_variance = (std.squeeze(1) == 0) | (count.squeeze(1) < 2)  # [B]
-    adv = centred / (std + eps) if scale else centred  # [B, G]
+    adv = centred / (std + eps) if scale else centred  # [B, G]; scale=False: Dr. GRPO [3]
     adv = torch.where(zero_variance[:, None], torch.zeros_like(adv), adv)
     return adv, zero_variance
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token KL(π ‖ π_ref) estimate k3 = exp(ref − logp) − (ref − logp) − 1 (≥ 0; Schulman's k3)."""
-    delta = ref_logp - logp
-    return delta.exp() - delta - 1
+    """Per-token KL(π ‖ π_ref) estimate [N, C] from tokens sampled from π.
+
+    k3 = (ρ − 1) − log ρ with ρ = π_ref/π [4]: unbiased (unlike k2 = ½(log ρ)²) and ≥ 0 on
+    every token (unlike k1 = −log ρ). GRPO's KL term is this estimator ([1] §4.1.1).
+    logp, ref_logp: [N, C].
+    """
+    delta = ref_logp - logp  # [N, C]: log ρ
+    return delta.exp() - delta - 1  # [N, C]
 
 
 def clipped_surrogate(
     logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token −min(ratio·A, clip(ratio)·A) [N, C] and where the clipped term was chosen [N, C]."""
+    """Per-token −min(ratio·A, clip(ratio)·A) [N, C] and where the clipped term was chosen [N, C].
+
+    PPO's clipped surrogate as GRPO uses it ([1] §4.1.1), A being the sample's advantage on
+    every token of it. logp, old_logp: [N, C]; adv: [N]. The bounds are symmetric, 1 ± eps
+    (not DAPO's clip-higher [2]).
+    """
     import torch
 
     ratio = (logp - old_logp).exp()  # [N, C]
@@ -126,14 +148,18 @@ def clipped_surrogate(
 
 
 def token_weights(completion_mask: torch.Tensor, norm: LossNorm, max_new_tokens: int) -> torch.Tensor:
-    """Weights [N, C] such that loss = Σ weights·ℓ implements `norm` (padding weighs 0)."""
+    """Weights [N, C] such that loss = Σ weights·ℓ implements `norm` (padding weighs 0).
+
+    completion_mask: [N, C]. Normalising by the batch, not per micro-batch, keeps gradient
+    accumulation exact.
+    """
     m = completion_mask.float()  # [N, C]
     n = m.shape[0]
-    if norm == "token":
+    if norm == "token":  # DAPO's token-level loss [2] §3.3: every token weighs the same
         return m / m.sum().clamp(min=1)
-    if norm == "sequence":
+    if norm == "sequence":  # GRPO [1]: 1/G Σ_i 1/|o_i| Σ_t, so a short completion's tokens weigh more
         return m / (m.sum(1, keepdim=True).clamp(min=1) * n)
-    if norm == "constant":
+    if norm == "constant":  # Dr. GRPO [3]: a constant (max_new_tokens) for 1/|o_i|, no length bias
         return m / (n * max_new_tokens)
     raise ValueError(f"unknown loss_norm {norm!r}: choose token, sequence or constant")
 
@@ -154,7 +180,7 @@ def grpo_loss(
     mask = weights > 0
     tokens = max(int(mask.sum()), 1)
     if ref_logp is not None and beta > 0:
-        kl = k3_kl(logp, ref_logp)  # [N, C]
+        kl = k3_kl(logp, ref_logp)  # [N, C]; added to the loss, not to the reward, as in GRPO [1] §4.1.1
         per_token = per_token + beta * kl
         stats["kl"] = float((kl.detach() * mask).sum()) / tokens
     loss = (per_token * weights).sum()
@@ -398,7 +424,8 @@ class GRPOTrainer:
         rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float).view(len(problems), g)  # [B, G]
         adv, zero_var = group_advantages(rewards, valid, scale=self.cfg.scale_rewards, eps=self.cfg.adv_eps)
 
-        # Learn only from valid samples of groups with signal.
+        # Learn only from valid samples of groups with signal (DAPO's dynamic sampling [2] §3.2 filters
+        # the same groups, then samples more to refill the batch; here the batch just shrinks).
         completions: list[Completion] = [c for group in groups for c in group]
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         keep = [i for i in range(len(completions)) if valid.view(-1)[i] and not zero_var[i // g]]

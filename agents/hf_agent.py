@@ -35,7 +35,8 @@ class HFAgent(ProofSampler):
         seed: int | None = 0,
         device: str | None = None,
     ):
-        from leangym.agents.generation import DEFAULT_STOP, TEMPLATES, SamplingConfig
+        from leangym.agents.generation import SamplingConfig
+        from leangym.agents.prompts import DEFAULT_STOP, TEMPLATES
 
         if template not in TEMPLATES:
             raise ValueError(f"unknown template {template!r}: choose one of {', '.join(TEMPLATES)}")
@@ -52,7 +53,7 @@ class HFAgent(ProofSampler):
         self.tokenizer, self.generator = _load(model, backend, batch_size, device)
 
     def sample(self, problems: Sequence[Problem], n: int) -> list[list[str]]:
-        from leangym.agents.generation import extract_proof, render_prompt
+        from leangym.agents.prompts import extract_proof, render_prompt
 
         prompts = [render_prompt(p, self.template, self.tokenizer) for p in problems]
         groups = self.generator.generate(prompts, n, self.sampling)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from leangym.agents.generation import chat_request, render_prompt
+from leangym.agents.prompts import chat_request, render_prompt
 from leangym.rewards.problem import Problem
 
 if TYPE_CHECKING:

@@ -2,6 +2,11 @@
 
     leangym train --config agents/configs/demo.yaml [key=value ...] [--resume]
 
+A config has top-level keys (the run) and two sections that are the algorithm's and the
+sampler's own settings: `grpo:` (`GRPOConfig`, agents/grpo.py) and `sampling:`
+(`SamplingConfig`, agents/generation.py). On the command line, `grpo.lr=1e-5` sets a key
+of a section.
+
 A run writes to `output_dir`: `config.yaml` (the resolved settings), `metrics.jsonl` (one
 row per step), `samples.jsonl` (every sampled proof and its verdict), `checkpoint/`
 (the latest; `--resume` continues from it), `reward_curve.png` at the end, and
@@ -16,13 +21,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from leangym.agents.generation import SamplingConfig
+from leangym.agents.grpo import GRPOConfig, LossNorm
+from leangym.agents.prompts import DEFAULT_STOP, TEMPLATES
 
 if TYPE_CHECKING:
     from leangym.agents.grpo import GRPOTrainer
@@ -31,40 +42,35 @@ if TYPE_CHECKING:
 
 TOY_SET = Path(__file__).parent / "data" / "toy.jsonl"
 
+# The sections of a config: each is the named class's own settings, nested as they are.
+SECTIONS: dict[str, type[GRPOConfig] | type[SamplingConfig]] = {"grpo": GRPOConfig, "sampling": SamplingConfig}
+# Fields of a section that a run sets itself, and why.
+NOT_SETTINGS = {
+    "sampling.seed": "each step samples with a seed made from the run's `seed` (seed·1000003 + step)",
+    "sampling.logprobs": "the trainer computes the log-probabilities it needs itself",
+}
+
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run; YAML keys and `key=value` overrides use these names."""
+    """Every setting of a run; YAML keys and `key=value` overrides use these names.
+
+    `grpo` and `sampling` are the trainer's and the sampler's own configs. `load_config`
+    gives `sampling.stop` the template's stop strings (`DEFAULT_STOP`) when it is not set.
+    """
 
     # what to train, on what
     model: str = "tiny"  # "tiny" (built locally, agents/tiny.py) or a transformers model name or folder
     problems: str = "toy"  # "toy" (agents/data/toy.jsonl), a problem-set spec such as "core:valid", or a .jsonl path
-    template: str = "plain"  # prompt template: plain | fence | chat (agents/generation.py)
-    dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU either way)
+    template: str = "plain"  # prompt template: plain | fence | chat (agents/prompts.py)
+    dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU: grpo.bf16)
     lora: dict[str, Any] | None = None  # e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}; needs [lora]
-    # GRPO
+    # the loop: each step samples grpo.group_size proofs for each of batch_size problems
     steps: int = 20
     batch_size: int = 4  # problems per step
-    group_size: int = 8  # G: proofs sampled per problem
-    lr: float = 1e-6
-    warmup_steps: int = 0  # the lr rises linearly over the first steps
-    beta: float = 0.04  # KL penalty weight; 0 keeps no reference model
-    clip_eps: float = 0.2
-    epochs: int = 1  # optimiser steps per batch of samples
-    scale_rewards: bool = True  # False: Dr. GRPO (no division by the group std)
-    loss_norm: str = "token"  # token | sequence | constant (grpo.py)
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    micro_batch_size: int = 16  # sequences per forward/backward (gradient accumulation over the batch)
-    # sampling
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    stop: list[str] | None = None  # None: the template's default stop strings
     # verification
     runtime: str = "embedded"  # Lean runtime: embedded | native
     ray: str | None = None  # verify on a Ray cluster: "local", "auto" or "ray://host:port" (needs [ray])
-    verify_retries: int = 2  # extra rounds for verdicts `error`; never scored 0
     # the run
     output_dir: str = "runs/grpo"
     overwrite: bool = False  # start afresh in an output_dir that already holds a run
@@ -74,26 +80,45 @@ class TrainConfig:
     generator: str = "auto"  # auto | transformers | vllm
     vllm_gpu_memory_utilization: float = 0.3
     torch_threads: int = 0  # CPU threads for torch; 0 = torch's default
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the algorithm (agents/grpo.py)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # how proofs are sampled (agents/generation.py)
+
+    @classmethod
+    def section_keys(cls, section: str | None = None) -> list[str]:
+        """The keys a config may set at the top level (None) or in `section`."""
+        if section is None:
+            return [f.name for f in dataclasses.fields(cls) if f.name not in SECTIONS]
+        return [f.name for f in dataclasses.fields(SECTIONS[section]) if f"{section}.{f.name}" not in NOT_SETTINGS]
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        """Every setting: the top-level keys, then `section.key` for each section's."""
+        return cls.section_keys() + [f"{s}.{k}" for s in SECTIONS for k in cls.section_keys(s)]
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as a config file writes them (`config.yaml`, which `load_config` reads back)."""
+        data = dataclasses.asdict(self)
+        for key in NOT_SETTINGS:
+            section, _, name = key.partition(".")
+            del data[section][name]
+        return data
 
     def validate(self) -> None:
-        from leangym.agents.generation import TEMPLATES
-
+        g, s = self.grpo, self.sampling
+        norms = typing.get_args(LossNorm)
         checks = [
             (self.steps >= 1, "steps must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.group_size >= 2, "group_size must be >= 2: advantages compare samples of a group"),
+            (g.group_size >= 2, "grpo.group_size must be >= 2: advantages compare samples of a group"),
             (self.template in TEMPLATES, f"template must be one of {', '.join(TEMPLATES)}"),
-            (self.loss_norm in ("token", "sequence", "constant"), "loss_norm must be token, sequence or constant"),
+            (g.loss_norm in norms, f"grpo.loss_norm must be one of {', '.join(norms)}"),
             (self.generator in ("auto", "transformers", "vllm"), "generator must be auto, transformers or vllm"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.dtype in ("float32", "bfloat16"), "dtype must be float32 or bfloat16"),
-            (self.beta >= 0 and self.clip_eps > 0 and self.lr > 0, "beta must be >= 0, clip_eps and lr > 0"),
-            (self.max_new_tokens >= 1 and self.micro_batch_size >= 1, "max_new_tokens, micro_batch_size >= 1"),
-            (self.temperature > 0, "temperature must be > 0: a group of greedy samples has nothing to compare"),
+            (g.beta >= 0 and g.clip_eps > 0 and g.lr > 0, "grpo.beta must be >= 0, grpo.clip_eps and grpo.lr > 0"),
+            (s.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1"),
+            (g.micro_batch_size >= 1, "grpo.micro_batch_size must be >= 1"),
+            (s.temperature > 0, "sampling.temperature must be > 0: a group of greedy samples has nothing to compare"),
             (self.model != "tiny" or self.lora is None, "model 'tiny' is trained in full: leave lora unset"),
         ]
         errors = [msg for ok, msg in checks if not ok]
@@ -106,7 +131,10 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
-    """The YAML file's settings, then `key=value` overrides (values parsed as YAML; `lora.r=8` sets a nested key)."""
+    """The YAML file's settings, then `key=value` overrides (values parsed as YAML).
+
+    `grpo.lr=1e-5` sets a key of a section, `lora.r=8` one of the LoRA options.
+    """
     import yaml
 
     values: dict[str, Any] = {}
@@ -126,21 +154,47 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         head, _, rest = key.partition(".")
         if rest:
             nested = values.get(head) or {}
-            nested[rest] = value
-            values[head] = nested
+            if not isinstance(nested, dict):
+                raise ConfigError(f"override {item!r}: {head!r} holds no keys")
+            values[head] = {**nested, rest: value}
         else:
             values[key] = value
-    known = TrainConfig.field_names()
-    for key in values:
-        if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            raise ConfigError(f"unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+
     defaults = TrainConfig()
-    for key, value in list(values.items()):
-        values[key] = _coerce(key, value, getattr(defaults, key))
-    cfg = TrainConfig(**values)
+    top = {key: value for key, value in values.items() if key not in SECTIONS}
+    _check_keys(top, None)
+    top = {key: _coerce(key, value, getattr(defaults, key)) for key, value in top.items()}
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        given = values.get(name) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {given!r}")
+        _check_keys(given, name)
+        if name == "sampling" and given.get("stop") is None:  # unset: the template's stop strings
+            given = {**given, "stop": DEFAULT_STOP.get(top.get("template", defaults.template), ())}
+        default = getattr(defaults, name)
+        sections[name] = cls(**{k: _coerce(f"{name}.{k}", v, getattr(default, k)) for k, v in given.items()})
+    cfg = TrainConfig(**top, **sections)
     cfg.validate()
     return cfg
+
+
+def _check_keys(given: dict[str, Any], section: str | None) -> None:
+    """Refuse a key the top level (None) or `section` does not have, saying where it belongs if elsewhere."""
+    known = TrainConfig.section_keys(section)
+    where = f"in section {section!r}" if section else "at the top level"
+    for key in given:
+        if key in known:
+            continue
+        qualified = f"{section}.{key}" if section else key
+        if qualified in NOT_SETTINGS:
+            raise ConfigError(f"{qualified} is not a setting of a run: {NOT_SETTINGS[qualified]}")
+        home = next((k for k in TrainConfig.field_names() if k.rpartition(".")[2] == key), None)
+        if home is not None:
+            place = f"in section {home.partition('.')[0]!r}" if "." in home else "at the top level"
+            raise ConfigError(f"unknown key {key!r} {where}: it belongs {place} ({home})")
+        near = difflib.get_close_matches(key, known, n=1)
+        raise ConfigError(f"unknown key {key!r} {where}" + (f" (did you mean {near[0]!r}?)" if near else ""))
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -160,6 +214,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         return int(number) if isinstance(default, int) else number
     if isinstance(default, str):
         return str(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
+        return tuple(value)
     return value
 
 
@@ -217,7 +275,7 @@ def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> 
         return cfg.model
     folder = out / "initial_model"
     if not (folder / "config.json").is_file():
-        from leangym.agents.generation import render_prompt
+        from leangym.agents.prompts import render_prompt
         from leangym.agents.tiny import build_tiny
 
         model, tokenizer = build_tiny([render_prompt(p, cfg.template) for p in problems], seed=cfg.seed)
@@ -254,7 +312,7 @@ def load_models(cfg: TrainConfig, model_path: str, checkpoint: Path | None) -> t
         return policy, None, tokenizer  # the reference is the base model with the adapter off
     policy = load(str(checkpoint / "model") if checkpoint is not None else model_path)
     reference = None
-    if cfg.beta > 0:
+    if cfg.grpo.beta > 0:
         reference = load(model_path).eval().requires_grad_(False)
     return policy, reference, tokenizer
 
@@ -387,8 +445,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     import torch
     from tqdm import tqdm
 
-    from leangym.agents.generation import DEFAULT_STOP, SamplingConfig, make_generator
-    from leangym.agents.grpo import GRPOConfig, GRPOTrainer
+    from leangym.agents.generation import make_generator
+    from leangym.agents.grpo import GRPOTrainer
     from leangym.rewards.distributed import make_verifier
 
     out = Path(cfg.output_dir)
@@ -404,7 +462,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
-    (out / "config.yaml").write_text(_yaml(dataclasses.asdict(cfg)), encoding="utf-8")
+    (out / "config.yaml").write_text(_yaml(cfg.settings()), encoding="utf-8")
 
     verifier = make_verifier(cfg.ray, cfg.runtime)
     problems = load_problem_set(cfg.problems, runtime=verifier.runtime)
@@ -418,35 +476,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         seed=cfg.seed,
     )
-    grpo = GRPOConfig(
-        group_size=cfg.group_size,
-        clip_eps=cfg.clip_eps,
-        beta=cfg.beta,
-        epochs=cfg.epochs,
-        scale_rewards=cfg.scale_rewards,
-        loss_norm=cfg.loss_norm,  # type: ignore[arg-type]
-        lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        micro_batch_size=cfg.micro_batch_size,
-        verify_retries=cfg.verify_retries,
-    )
-    sampling = SamplingConfig(
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=tuple(cfg.stop) if cfg.stop is not None else DEFAULT_STOP[cfg.template],
-    )
     trainer = GRPOTrainer(
-        policy, tokenizer, generator, verifier, grpo, sampling, template=cfg.template, reference=reference
+        policy, tokenizer, generator, verifier, cfg.grpo, cfg.sampling, template=cfg.template, reference=reference
     )
     start = restore_checkpoint(trainer, checkpoint) if resume else 0
     n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     echo(
         f"leangym train: {cfg.model} ({n_params:,} trainable parameters) on {trainer.device}, "
         f"generation: {generator.name}, {len(problems)} problems ({cfg.problems}), "
-        f"{cfg.batch_size} x G={cfg.group_size} samples per step, beta={cfg.beta}"
+        f"{cfg.batch_size} x G={cfg.grpo.group_size} samples per step, beta={cfg.grpo.beta}"
         + (f", resuming after step {start}" if resume else "")
     )
 
@@ -500,12 +538,18 @@ def _yaml(data: dict[str, Any]) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     defaults = TrainConfig()
-    keys = "\n".join(f"  {k} = {getattr(defaults, k)!r}" for k in TrainConfig.field_names())
+
+    def default(key: str) -> str:
+        if key == "sampling.stop":
+            return "the template's"
+        return repr(functools.reduce(getattr, key.split("."), defaults))
+
+    keys = "\n".join(f"  {k} = {default(k)}" for k in TrainConfig.field_names())
     p = sub.add_parser(
         "train",
         help="train a prover with GRPO against the Lean kernel",
         description="GRPO: sample G proofs per problem, reward 1 when the Lean kernel accepts one, update the policy.",
-        epilog=f"keys (YAML or key=value) and defaults:\n{keys}",
+        epilog=f"keys (YAML, sections grpo: and sampling:; or key=value, grpo.lr=...) and defaults:\n{keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="CONFIG.yaml", help="YAML file of settings (see agents/configs/demo.yaml)")

@@ -21,7 +21,7 @@ from leangym.rewards.adapters import (
 from leangym.rewards.policy import STANDARD_AXIOMS, Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier, get_verifier, verify
+from leangym.rewards.verifier import Verifier, get_verifier, verify, verify_with_retries
 
 __all__ = [
     "STANDARD_AXIOMS",
@@ -36,4 +36,5 @@ __all__ = [
     "lean_reward",
     "make_lean_reward",
     "verify",
+    "verify_with_retries",
 ]

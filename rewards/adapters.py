@@ -33,8 +33,7 @@ from typing import Any
 from leangym.lean_project import LeanRuntime
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
-from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier, get_verifier
+from leangym.rewards.verifier import Verifier, get_verifier, verify_with_retries
 
 
 class VerifierUnavailable(RuntimeError):
@@ -62,18 +61,6 @@ def make_problem(formal_statement: str, header: str | None = None, name: str | N
         except ValueError:
             name = None
     return Problem(name=name or "theorem", formal_statement=formal_statement.rstrip(), header=header or "")
-
-
-def verify_with_retries(verifier: Verifier, pairs: Sequence[tuple[Problem, str]], retries: int) -> list[Verdict]:
-    """`verify_batch`, then the `error` verdicts again (up to `retries` times): errors are not judgements."""
-    verdicts = verifier.verify_batch(pairs)
-    for _ in range(retries):
-        again = [i for i, v in enumerate(verdicts) if v.outcome == "error" and "unsupported_import" not in v.reasons]
-        if not again:
-            break
-        for i, v in zip(again, verifier.verify_batch([pairs[i] for i in again]), strict=True):
-            verdicts[i] = v
-    return verdicts
 
 
 def make_lean_reward(

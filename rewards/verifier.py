@@ -18,7 +18,8 @@ For each submission, in order (the first that applies decides):
 6. on the native runtime, each proof Lean accepted is audited by a separate, trusted Lean
    run (`audit.py`): kernel replay, the statement's type, the axioms.
 
-`error` verdicts (the runtime could not decide) are never cached: the caller retries them.
+`error` verdicts (the runtime could not decide) are never cached: the caller retries them
+(`verify_with_retries`).
 """
 
 from __future__ import annotations
@@ -245,6 +246,22 @@ class Verifier:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return verdict
+
+
+def verify_with_retries(verifier: Verifier, pairs: Sequence[tuple[Problem, str]], retries: int) -> list[Verdict]:
+    """`verify_batch`, then its `error` verdicts again, up to `retries` more rounds (a `RayVerifier` works too).
+
+    An error is not a judgement of the proof (Lean crashed, a machine was lost), so it is
+    asked again; a header whose imports the runtime cannot load stays so, and is not.
+    """
+    verdicts = verifier.verify_batch(pairs)
+    for _ in range(retries):
+        again = [i for i, v in enumerate(verdicts) if v.outcome == "error" and "unsupported_import" not in v.reasons]
+        if not again:
+            break
+        for i, v in zip(again, verifier.verify_batch([pairs[i] for i in again]), strict=True):
+            verdicts[i] = v
+    return verdicts
 
 
 def _unsupported(runtime: str, module: str) -> Verdict:

@@ -27,7 +27,7 @@ from leangym.agents.prover import ProofSampler
 from leangym.cli import main as leangym_main
 from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, Verdict, get_verifier, make_lean_reward
-from leangym.rewards.adapters import verify_with_retries
+from leangym.rewards.verifier import verify_with_retries
 
 pytestmark = pytest.mark.lean
 

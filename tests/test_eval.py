@@ -141,7 +141,7 @@ def test_search_reports_unsolved_problems_as_such(search_run: dict[str, Any]) ->
 
 def test_hf_agent_samples_k_proofs_end_to_end(tmp_path: Path, verifier: Verifier) -> None:
     """A tiny random model (built here, nothing downloaded) goes through the whole `hf:` path."""
-    from leangym.agents.generation import render_prompt
+    from leangym.agents.prompts import render_prompt
     from leangym.agents.tiny import build_model, build_tokenizer
 
     problems = PORTFOLIO_SET[:2]

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from leangym.agents.generation import (
-    DEFAULT_STOP,
     HFGenerator,
     SamplingConfig,
-    extract_proof,
     inference_state_dict,
     load_tokenizer,
     make_generator,
-    render_prompt,
     vllm_available,
 )
 from leangym.agents.grpo import RolloutBatch, per_token_logps
+from leangym.agents.prompts import DEFAULT_STOP, extract_proof, render_prompt
 from leangym.agents.tiny import TACTICS, build_tiny
 from leangym.rewards import Problem
 
@@ -37,6 +37,16 @@ def tiny():
 
 
 # -- templates and extraction -----------------------------------------------------------
+
+
+def test_importing_prompts_and_generation_loads_no_heavy_library():
+    """vLLM (and torch, transformers) load only when a back-end is used: `leangym --help` stays fast."""
+    code = (
+        "import sys, leangym.agents.prompts, leangym.agents.generation; "
+        "print(sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_plain_prompt_continues_the_file():

@@ -35,7 +35,7 @@ def toy():
 @pytest.fixture(scope="module")
 def table(lean, toy, tmp_path_factory):
     """Verdicts for every (problem, one-word proof) the tiny policy can emit: one Lean batch."""
-    from leangym.agents.generation import render_prompt
+    from leangym.agents.prompts import render_prompt
     from leangym.agents.tiny import build_tokenizer
 
     tokenizer = build_tokenizer([render_prompt(p, "plain") for p in toy])
@@ -76,7 +76,8 @@ def test_grpo_raises_the_mean_reward(table, tmp_path):
     # the trained policy, decoding greedily, now picks the closing tactic for most problems
     from transformers import AutoModelForCausalLM
 
-    from leangym.agents.generation import HFGenerator, SamplingConfig, load_tokenizer, render_prompt
+    from leangym.agents.generation import HFGenerator, SamplingConfig, load_tokenizer
+    from leangym.agents.prompts import render_prompt
 
     folder = tmp_path / "run" / "checkpoint" / "model"
     model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), load_tokenizer(str(folder))
