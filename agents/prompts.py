@@ -12,6 +12,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, get_args
 
+from leangym.lean_project.lexer import starts_command
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -27,12 +29,6 @@ DEFAULT_STOP: dict[str, tuple[str, ...]] = {
     "fence": ("```",),  # DeepSeek-Prover style: the model closes the code block
     "chat": (),  # the chat template's end-of-turn token is the model's <eos>
 }
-
-# A line at column 0 starting with one of these begins a new command: the proof ended before it.
-_COMMAND_WORDS = (
-    "theorem", "lemma", "example", "def", "abbrev", "instance", "structure", "inductive", "class",
-    "namespace", "section", "end", "open", "import", "set_option", "variable", "#", "@[", "/-", "--",
-)  # fmt: skip
 
 
 def _code(problem: Problem) -> str:
@@ -93,7 +89,7 @@ def extract_proof(completion: str, template: str) -> str:
     for line in lines[1:]:
         if line.strip():
             indent = _indent(line)
-            if indent < first_indent or (indent == 0 and line.lstrip().startswith(_COMMAND_WORDS)):
+            if indent < first_indent or (indent == 0 and starts_command(line)):
                 break
         kept.append(line)
     return textwrap.dedent("\n".join(kept)).strip()

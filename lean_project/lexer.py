@@ -40,6 +40,37 @@ class Token:
         return self.text.replace("«", "").replace("»", "")
 
 
+# Words that start (or modify) a command. None of them can occur inside a proof term or
+# tactic block, so in a body each one means the body tries to leave its declaration.
+COMMAND_WORDS = frozenset({
+    "theorem", "lemma", "def", "abbrev", "instance", "axiom", "example", "structure", "class",
+    "inductive", "coinductive", "opaque", "mutual", "namespace", "section", "end", "universe", "variable",
+    "notation", "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "macro", "macro_rules",
+    "syntax", "declare_syntax_cat", "elab_rules", "attribute", "export", "import", "initialize",
+    "builtin_initialize", "deriving", "omit", "include", "private", "protected", "noncomputable",
+    "partial", "nonrec", "local", "scoped", "public", "meta", "module", "prelude", "alias",
+    "irreducible_def", "add_decl_doc", "register_simp_attr", "register_option", "simproc", "dsimproc",
+    "grind_pattern", "unif_hint", "library_note", "assert_not_exists",
+})  # fmt: skip
+
+# Commands that set up a file and declare nothing. `open` and `set_option` are not command
+# words: a proof may hold `open X in` and `set_option … in`.
+SETUP_COMMANDS = frozenset({"import", "open", "set_option", "universe"})
+# What a problem's header may hold: the setup commands and those that open or close a scope.
+HEADER_COMMANDS = SETUP_COMMANDS | frozenset({"variable", "section", "namespace", "end", "noncomputable"})
+# The commands that state a theorem.
+DECLARATION_KEYWORDS = frozenset({"theorem", "lemma", "example"})
+
+
+def starts_command(line: str) -> bool:
+    """Does `line` (at column 0) begin a new command: a command word, an attribute, `#…` or a comment?"""
+    tokens = tokenize(line)
+    if not tokens:
+        return False
+    first = tokens[0]
+    return first.kind == "comment" or first.text in ("#", "@") or first.name in COMMAND_WORDS | SETUP_COMMANDS
+
+
 # Characters that may start (and continue) an identifier, following Lean's `isLetterLike`.
 _GREEK_EXCLUDED = {"λ", "Π", "Σ"}
 

@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.lexer import Token, tokenize
+from leangym.lean_project.lexer import SETUP_COMMANDS, Token, tokenize
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.repl import LeanError, ReplFailure
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
 
-_HEADER_COMMANDS = {"import", "open", "set_option", "universe"}
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
 
 
@@ -52,7 +51,7 @@ def split_header(source: str) -> Split:
     starts_line = [t.start == 0 or source[t.start - 1] == "\n" for t in code]
     imports: list[str] = []
     header_end, i = 0, 0
-    while i < len(code) and starts_line[i] and code[i].kind == "ident" and code[i].text in _HEADER_COMMANDS:
+    while i < len(code) and starts_line[i] and code[i].kind == "ident" and code[i].text in SETUP_COMMANDS:
         j = i + 1
         while j < len(code) and not starts_line[j]:  # a command runs until a token at column 0
             j += 1

@@ -25,21 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leangym.lean_project.lexer import Token, code_tokens, normalize_name, tokenize
+from leangym.lean_project.lexer import COMMAND_WORDS, Token, code_tokens, normalize_name, tokenize
 from leangym.rewards.policy import Policy
-
-# Words that start (or modify) a command. None of them can occur inside a proof term or
-# tactic block, so in a body each one means the body tries to leave its declaration.
-COMMAND_WORDS = frozenset({
-    "theorem", "lemma", "def", "abbrev", "instance", "axiom", "example", "structure", "class",
-    "inductive", "coinductive", "opaque", "mutual", "namespace", "section", "end", "universe", "variable",
-    "notation", "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "macro", "macro_rules",
-    "syntax", "declare_syntax_cat", "elab_rules", "attribute", "export", "import", "initialize",
-    "builtin_initialize", "deriving", "omit", "include", "private", "protected", "noncomputable",
-    "partial", "nonrec", "local", "scoped", "public", "meta", "module", "prelude", "alias",
-    "irreducible_def", "add_decl_doc", "register_simp_attr", "register_option", "simproc", "dsimproc",
-    "grind_pattern", "unif_hint", "library_note", "assert_not_exists",
-})  # fmt: skip
 
 SORRY_WORDS = frozenset({"sorry", "admit", "sorryAx"})
 

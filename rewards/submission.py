@@ -18,15 +18,16 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from leangym.lean_project.lexer import Token, code_tokens, normalize_name
+from leangym.lean_project.lexer import (
+    COMMAND_WORDS,
+    DECLARATION_KEYWORDS,
+    HEADER_COMMANDS,
+    Token,
+    code_tokens,
+    normalize_name,
+)
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
-from leangym.rewards.screen import COMMAND_WORDS
-
-_DECL_KEYWORDS = ("theorem", "lemma", "example")
-# Commands a header may hold: a file that differs from the trusted header only in these
-# modifies the header; any other command before the theorem adds declarations.
-_HEADER_COMMANDS = frozenset({"import", "universe", "variable", "section", "namespace", "end", "noncomputable"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ def read_submission(problem: Problem, statement: Statement, text: str) -> Submis
     if before and before != header:
         starts_with_header = before[: len(header)] == header
         extra = before[len(header) :] if starts_with_header else before
-        adds = any(normalize_name(w) in COMMAND_WORDS - _HEADER_COMMANDS or w in ("@", "#") for w in extra)
+        # A file that differs from the header only in header commands modifies the header; any
+        # other command before the theorem adds declarations.
+        adds = any(normalize_name(w) in COMMAND_WORDS - HEADER_COMMANDS or w in ("@", "#") for w in extra)
         what = "adds commands to" if adds else "differs from"
         return Rejection(
             ("extra_declarations" if adds else "header_modified",),
@@ -173,7 +176,7 @@ def _restates(code: list[Token], statement: Statement) -> bool:
         return True
     target = normalize_name(statement.name) if statement.name else None
     for i, tok in enumerate(code):
-        if normalize_name(tok.text) in _DECL_KEYWORDS:
+        if normalize_name(tok.text) in DECLARATION_KEYWORDS:
             following = normalize_name(code[i + 1].text) if i + 1 < len(code) else None
             if target is None or following == target:
                 return True
