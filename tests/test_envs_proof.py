@@ -18,6 +18,7 @@ import sys
 import warnings
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
@@ -235,6 +236,20 @@ def test_check_env_passes() -> None:
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
     env.close()
+
+
+def test_disabled_autoreset_waits_for_a_masked_reset() -> None:
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS, autoreset_mode=AutoresetMode.DISABLED)
+    envs.reset(seed=0, options={"problem": MOD.name})
+    _, rewards, terminated, _, info = envs.step(("\n  sorry", "\n  native_decide"))  # refused before Lean
+    assert rewards.tolist() == [0.0, 0.0] and terminated.all() and info["reasons"][0] == ["sorry"]
+    with pytest.raises(gym.error.ResetNeeded):
+        envs.step(("\n  sorry", "\n  sorry"))
+    obs, info = envs.reset(options={"reset_mask": np.array([False, True]), "problem": ADD.name})
+    assert info["_problem"].tolist() == [False, True] and obs["formal_statement"][1] == ADD.formal_statement
+    with pytest.raises(gym.error.ResetNeeded):  # the first episode is still over
+        envs.step(("\n  sorry", "\n  sorry"))
+    envs.close()
 
 
 def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monkeypatch) -> None:
