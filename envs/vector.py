@@ -110,7 +110,7 @@ class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
             raise ValueError(f"step takes {self.num_envs} proofs, one per env")
         if self.autoreset_mode == AutoresetMode.DISABLED and self.done.any():
             raise gym.error.ResetNeeded(f"episodes {np.flatnonzero(self.done).tolist()} are over: reset them")
-        resetting = self.done if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros_like(self.done)
+        resetting = self.done.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros_like(self.done)
         stepping = np.flatnonzero(~resetting)
         for i in stepping:
             check_action(actions[i])

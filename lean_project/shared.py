@@ -64,9 +64,11 @@ class SharedRuntime:
             self.holds += 1
 
     def release(self) -> None:
-        """Give a hold back; the last one closes the runtime unless it is pinned."""
+        """Give a hold back; the last one closes the runtime unless it is pinned (no hold: nothing to do)."""
         with self._lock:
-            self.holds = max(0, self.holds - 1)
+            if self.holds == 0:
+                return
+            self.holds -= 1
             last = self.holds == 0 and not self.pinned
         if last:
             self.close()
