@@ -131,6 +131,7 @@ def single_spaces() -> tuple[spaces.Dict, LeanText]:
 
 
 def check_render_mode(render_mode: str | None) -> str | None:
+    """The render mode, refused at construction when it is not one the env has."""
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
     return render_mode
@@ -155,6 +156,7 @@ def hold_problems(
 
 
 def observation(problem: Problem) -> dict[str, str]:
+    """What the agent sees of a problem: the trusted header and the statements, never a proof."""
     return {
         "header": problem.header,
         "formal_statement": problem.formal_statement,
@@ -163,11 +165,13 @@ def observation(problem: Problem) -> dict[str, str]:
 
 
 def check_action(action: Any) -> None:
+    """Refuse a non-text action with a clear error (the verifier itself also takes bytes)."""
     if not isinstance(action, str):
         raise TypeError(f"the action is the proof text (str), not {type(action).__name__}")
 
 
 def step_info(problem: Problem, verdict: Verdict) -> dict[str, Any]:
+    """The step's `info`: the problem's name and the whole verdict, so a trainer can tell `error` from `rejected`."""
     return {"problem": problem.name, **verdict.to_json()}
 
 
