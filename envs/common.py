@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from gymnasium import spaces
 
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.problem import Problem
+
+if TYPE_CHECKING:
+    from leangym.rewards.policy import Policy
 
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 
@@ -38,42 +40,30 @@ def load_problem_list(problems: ProblemsArg, runtime: LeanRuntime) -> list[Probl
 
 
 class SharedVerifier:
-    """An env's hold on its verifier: the given one (the caller's to close), or a shared one.
+    """An env's hold on its verifier: the given one (the caller's to close), or the shared one.
 
-    A shared verifier comes from `rewards.get_verifier`, one per (runtime, policy) in the process:
-    that is what lets the N sub-environments of a vector env send their proofs to Lean in one
-    batch and use the same warm Lean processes. The last env to `release` it closes it, which
-    ends its Lean processes.
+    The shared verifier comes from `rewards.get_verifier`, one per (runtime, policy) in the
+    process, on the runtime name's one shared runtime: that is what lets the N episodes of a
+    vector env go to Lean in one batch, on warm Lean processes. The env holds that runtime
+    (`lean_project/shared.py`) until `release`; the last hold released ends its Lean processes,
+    unless the trainer or another long-lived user pinned it.
     """
 
-    _users: ClassVar[dict[int, int]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, runtime: Any, policy: Any, verifier: Any):
-        self.owned = verifier is None
+    def __init__(self, runtime: LeanRuntime | str, policy: Policy | Mapping[str, Any] | None, verifier: Any):
+        self.held = verifier is None
         if verifier is None:
             from leangym.rewards import Policy, get_verifier
 
             if isinstance(policy, Mapping):
                 policy = Policy(**policy)
-            verifier = get_verifier(runtime=runtime, policy=policy)
-            with self._lock:
-                self._users[id(verifier)] = self._users.get(id(verifier), 0) + 1
+            verifier = get_verifier(runtime=runtime, policy=policy, hold=True)
         self.verifier = verifier
 
     def release(self) -> None:
-        """Let go (idempotent); close the verifier when this was its last env."""
-        if not self.owned:
-            return
-        self.owned = False
-        with self._lock:
-            left = self._users.get(id(self.verifier), 1) - 1
-            if left:
-                self._users[id(self.verifier)] = left
-            else:
-                self._users.pop(id(self.verifier), None)
-        if not left:
-            self.verifier.close()
+        """Let go (idempotent)."""
+        if self.held:
+            self.held = False
+            self.verifier.release()
 
 
 def check_fits(problems: Sequence[Problem], space: spaces.Dict, fields: Sequence[str]) -> None:

@@ -6,108 +6,182 @@
     obs, reward, terminated, truncated, info = env.step("\\n  omega")
     reward, info["verdict"], info["reasons"]        # 1.0 / 0.0, and why
 
-The action is the proof as `leangym.rewards` accepts it (the body after the statement, or a
-whole file); the reward is the verifier's verdict, and nothing else. Every step ends the
-episode. A vector env of N copies checks the N proofs in one Lean batch (`envs/vector.py`).
+`gym.make_vec("leangym/LeanProof-v0", num_envs=N)` is `LeanProofVectorEnv` (`envs/vector.py`):
+N episodes whose N proofs go to Lean in one batch a step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
+from gymnasium import spaces
 
-from leangym.envs import vector
 from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, load_problem_list, pick_problem
-from leangym.envs.spaces import text_dict
+from leangym.envs.spaces import LeanText, text_dict
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
+from leangym.rewards.verifier import Verifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "informal_statement": 8192}
 MAX_PROOF_CHARS = 65536
+RENDER_MODES = ["ansi"]
 
 
 class LeanProofEnv(gym.Env[dict[str, str], str]):
-    """Whole-proof episodes: observe a problem, submit a proof, get the verifier's reward (see the module docstring)."""
+    """Whole-proof episodes: observe a problem, submit a proof, get the Lean kernel's verdict as the reward.
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
+    ## Description
+
+    Each episode is one problem from a set (`problems`): the agent sees its statement and submits
+    one proof. The verifier (`leangym.rewards`) checks it with Lean: the trusted header and
+    statement are assembled around the submitted body, constructs a proof may not use are
+    refused, and only a proof the kernel accepts from the standard axioms is proved.
+
+    ## Action Space
+
+    `LeanText(65536)`: the proof as text (any Unicode), either the body that continues
+    `formal_statement` (`"\\n  omega"`) or a whole Lean file restating the header and statement,
+    optionally in a Markdown fence.
+
+    ## Observation Space
+
+    `Dict` of `LeanText`: `header` (imports and options, up to 4096 characters),
+    `formal_statement` (`theorem … := by`, up to 8192), `informal_statement` (up to 8192; may be
+    empty). Problems longer than that are refused when the env is made.
+
+    ## Rewards
+
+    1.0 when the verdict is `proved`, else 0.0. `info` holds the whole verdict: `problem`,
+    `verdict` (`proved` | `rejected` | `error`), `reward`, `reasons` (reason codes), `messages`
+    (Lean's), `seconds`, and `detail` when there is one. `error` means the verifier could not
+    decide (Lean crashed, no runtime): reward 0.0, but not a judgement.
+
+    ## Starting State
+
+    A problem drawn uniformly with the env's seeded generator, or the one named by
+    `reset(options={"problem": name})`.
+
+    ## Episode End
+
+    Every step terminates the episode (one proof per episode); nothing truncates it.
+
+    ## Arguments
+
+    * `problems`: a set name (`"core:test"`), a JSONL path, or a list of `Problem`.
+    * `runtime`: `"embedded"` (Lean in WebAssembly) or `"native"` (Mathlib possible), or a
+      `LeanRuntime` (see docs/envs.md, "Lean processes").
+    * `policy`: the verifier's `Policy` (or its fields as a dict); the default is strict.
+    * `verifier`: a verifier of your own (anything with `verify_batch`), yours to close;
+      else the process's shared one for (runtime, policy).
+    * `render_mode`: `None` or `"ansi"`.
+    """
+
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
 
     def __init__(
         self,
         problems: ProblemsArg = "core:test",
-        runtime: Any = "embedded",
-        policy: Any = None,
+        runtime: LeanRuntime | str = "embedded",
+        policy: Policy | Mapping[str, Any] | None = None,
         *,
-        verifier: Any = None,
+        verifier: Verifier | None = None,
         render_mode: str | None = None,
     ):
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
-        self.render_mode = render_mode
-        self.observation_space = text_dict(**OBSERVATION_LIMITS)
-        self.action_space = vector.ProofAction(MAX_PROOF_CHARS)
-        self._hold = SharedVerifier(runtime, policy, verifier)
+        self.render_mode = check_render_mode(render_mode)
+        self.observation_space, self.action_space = single_spaces()
+        self._hold, self.problems = hold_problems(problems, runtime, policy, verifier, self.observation_space)
         self.verifier = self._hold.verifier
-        try:
-            self.problems = load_problem_list(problems, self.verifier.runtime)
-            check_fits(self.problems, self.observation_space, list(OBSERVATION_LIMITS))
-        except Exception:
-            self._hold.release()
-            raise
         self._by_name = {p.name: p for p in self.problems}
         self.problem: Problem | None = None
         self.verdict: Verdict | None = None  # the last step's
-        self.prefetched: tuple[Problem, str, Verdict] | None = None  # set by a vector env's batch (vector.py)
-        vector.announce(self)
-
-    @property
-    def awaiting_step(self) -> bool:
-        """Reset and not yet stepped: the next `step` will verify a proof."""
-        return self.problem is not None and self.verdict is None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
         self.problem = pick_problem(self.problems, self._by_name, (options or {}).get("problem"), self.np_random)
         self.verdict = None
-        self.prefetched = None
-        return self._observation(), {"problem": self.problem.name}
+        return observation(self.problem), {"problem": self.problem.name}
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self.problem is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self.verdict is not None:
             raise gym.error.ResetNeeded("the episode is over (one proof per episode): call reset()")
-        if not isinstance(action, str):
-            raise TypeError(f"the action is the proof text (str), not {type(action).__name__}")
-        self.verdict = self._prefetched_verdict(action) or self.verifier.verify(self.problem, action)
-        info = {"problem": self.problem.name, **self.verdict.to_json()}
-        return self._observation(), self.verdict.reward, True, False, info
+        check_action(action)
+        self.verdict = self.verifier.verify(self.problem, action)
+        return observation(self.problem), self.verdict.reward, True, False, step_info(self.problem, self.verdict)
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        if self.problem is None:
-            return "LeanProof-v0: not reset\n"
-        lines = [f"problem {self.problem.name}", self.problem.formal_statement]
-        if self.verdict is not None:
-            v = self.verdict
-            why = f" ({', '.join(v.reasons)})" if v.reasons else ""
-            lines.append(f"verdict: {v.outcome}{why}, reward {v.reward:.1f}, {v.seconds:.1f} s")
-            lines += [f"  {m.severity} {m.pos.line}:{m.pos.column} {m.text}" for m in v.messages[:5]]
-        return "\n".join(lines) + "\n"
+        return render_text(self.problem, self.verdict) if self.render_mode == "ansi" else None
 
     def close(self) -> None:
-        """Let go of the shared verifier: its Lean processes end when its last env closes."""
+        """Let go of the shared verifier's runtime: its Lean processes end with its last holder."""
         self._hold.release()
 
-    def _observation(self) -> dict[str, str]:
-        p = self.problem
-        assert p is not None
-        return {"header": p.header, "formal_statement": p.formal_statement, "informal_statement": p.informal_statement}
 
-    def _prefetched_verdict(self, action: str) -> Verdict | None:
-        """The verdict a vector env's batch already computed for exactly this problem and proof."""
-        got, self.prefetched = self.prefetched, None
-        if got is not None and got[0] is self.problem and got[1] == action:
-            return got[2]
-        return None
+# -- what LeanProofEnv and LeanProofVectorEnv share ----------------------------------------
+
+
+def single_spaces() -> tuple[spaces.Dict, LeanText]:
+    """One episode's observation and action spaces."""
+    return text_dict(**OBSERVATION_LIMITS), LeanText(MAX_PROOF_CHARS)
+
+
+def check_render_mode(render_mode: str | None) -> str | None:
+    """The render mode, refused at construction when it is not one the env has."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
+    return render_mode
+
+
+def hold_problems(
+    problems: ProblemsArg,
+    runtime: LeanRuntime | str,
+    policy: Policy | Mapping[str, Any] | None,
+    verifier: Verifier | None,
+    observation_space: spaces.Dict,
+) -> tuple[SharedVerifier, list[Problem]]:
+    """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
+    hold = SharedVerifier(runtime, policy, verifier)
+    try:
+        loaded = load_problem_list(problems, hold.verifier.runtime)
+        check_fits(loaded, observation_space, list(OBSERVATION_LIMITS))
+    except Exception:
+        hold.release()
+        raise
+    return hold, loaded
+
+
+def observation(problem: Problem) -> dict[str, str]:
+    """What the agent sees of a problem: the trusted header and the statements, never a proof."""
+    return {
+        "header": problem.header,
+        "formal_statement": problem.formal_statement,
+        "informal_statement": problem.informal_statement,
+    }
+
+
+def check_action(action: Any) -> None:
+    """Refuse a non-text action with a clear error (the verifier itself also takes bytes)."""
+    if not isinstance(action, str):
+        raise TypeError(f"the action is the proof text (str), not {type(action).__name__}")
+
+
+def step_info(problem: Problem, verdict: Verdict) -> dict[str, Any]:
+    """The step's `info`: the problem's name and the whole verdict, so a trainer can tell `error` from `rejected`."""
+    return {"problem": problem.name, **verdict.to_json()}
+
+
+def render_text(problem: Problem | None, verdict: Verdict | None) -> str:
+    """The `ansi` rendering of one episode: the problem, and the verdict once there is one."""
+    if problem is None:
+        return "LeanProof-v0: not reset\n"
+    lines = [f"problem {problem.name}", problem.formal_statement]
+    if verdict is not None:
+        why = f" ({', '.join(verdict.reasons)})" if verdict.reasons else ""
+        lines.append(f"verdict: {verdict.outcome}{why}, reward {verdict.reward:.1f}, {verdict.seconds:.1f} s")
+        lines += [f"  {m.severity} {m.pos.line}:{m.pos.column} {m.text}" for m in verdict.messages[:5]]
+    return "\n".join(lines) + "\n"

@@ -1,128 +1,156 @@
-"""One Lean batch per vector step for `LeanProof-v0`, in `SyncVectorEnv` and in our own vector env.
+"""`LeanProof-v0` as a vector env: N whole-proof episodes, their N proofs checked in one Lean batch a step.
 
-`gym.make_vec(..., vectorization_mode="sync")` builds Gymnasium's `SyncVectorEnv`, which calls
-each sub-env's `step` one after another: a sub-env alone would start one Lean run per proof.
-The batch has to be made by something that sees all N actions first. `SyncVectorEnv.step`
-starts with `iterate(self.action_space, actions)`, and `batch_space` and `iterate` are
-`functools.singledispatch` functions that Gymnasium asks spaces to extend. So:
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=4, problems="core:test")
+    obs, info = envs.reset(seed=0, options={"problem": "core_nt_mod3_square"})   # a GRPO group
+    obs, rewards, terminated, truncated, info = envs.step(proofs)   # one verify_batch, one Lean run
 
-1. The action space of `LeanProofEnv` is `ProofAction`, a `LeanText` of its own type.
-2. `batch_space(ProofAction, n)` (called by `SyncVectorEnv.__init__` right after it made its
-   n sub-envs) returns a `ProofActionBatch` linked to those n envs: the last n `LeanProofEnv`s
-   created in this thread, checked to be the right ones (the first one's action space must
-   be the very object being batched).
-3. `iterate(ProofActionBatch, actions)` first verifies every (problem, proof) pair of the
-   linked envs that are waiting for a step, with one `verify_batch` per shared verifier,
-   and leaves each verdict with its env; then it yields the actions as usual. Each sub-env's
-   `step` finds its verdict there (same problem, same proof) and does not call Lean again.
-
-Anything that does not line up (a wrapper that changes the actions or the action space, a
-space made in another thread, pickled or copied, `AsyncVectorEnv`, whose sub-envs live in
-other processes) leaves the space unlinked or the verdict unused: each sub-env then verifies
-its own proof, correct but one Lean run each. `LeanProofVectorEnv` (the registered
-`vector_entry_point`) links its envs directly and needs none of the guessing.
+A Lean run costs seconds of start-up and milliseconds a proof, so the N proofs of a step must
+reach Lean together. Gymnasium's `SyncVectorEnv` steps its sub-envs one after another, which
+means one Lean run each; so, like Gymnasium's own vectorised environments (`CartPoleVectorEnv`),
+`LeanProofVectorEnv` holds all N episodes itself and sends the step's proofs to the verifier
+in one `verify_batch`. It is the id's `vector_entry_point`: `gym.make_vec` uses it unless told
+`vectorization_mode="sync"` or `"async"` (Gymnasium's classes over `LeanProofEnv`: same
+verdicts, one Lean run per sub-env).
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.vector.utils import batch_space, iterate
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
-from leangym.envs.spaces import LeanText
+from leangym.envs.common import ProblemsArg, pick_problem
+from leangym.envs.proof_env import (
+    RENDER_MODES,
+    check_action,
+    check_render_mode,
+    hold_problems,
+    observation,
+    render_text,
+    single_spaces,
+    step_info,
+)
+from leangym.lean_project.runtime import LeanRuntime
+from leangym.rewards.policy import Policy
+from leangym.rewards.problem import Problem
+from leangym.rewards.verdict import Verdict
+from leangym.rewards.verifier import Verifier
 
-if TYPE_CHECKING:
-    from leangym.envs.proof_env import LeanProofEnv
-
-_LOG_SIZE = 4096
-_created = threading.local()  # .envs: weak references to the LeanProofEnvs made in this thread, in order
-
-
-class ProofAction(LeanText):
-    """The action space of `LeanProof-v0` (its own type, so that `batch_space` can batch it our way)."""
-
-
-class ProofActionBatch(spaces.Tuple):
-    """N `ProofAction`s, linked to the N envs that will take them (see the module docstring)."""
-
-    def __init__(self, subspaces: Sequence[ProofAction], seed: Any = None, envs: Sequence[LeanProofEnv] = ()):
-        super().__init__(subspaces, seed=seed)
-        self._envs = [weakref.ref(e) for e in envs]
-
-    @property
-    def envs(self) -> list[LeanProofEnv]:
-        """The linked envs still alive ([] when unlinked)."""
-        alive = [r() for r in self._envs]
-        return [e for e in alive if e is not None] if len(alive) == len(self.spaces) else []
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_envs"] = []  # envs do not travel with a pickled or copied space
-        return state
+Observations = dict[str, tuple[str, ...]]
 
 
-def announce(env: LeanProofEnv) -> None:
-    """Record a new env (called by `LeanProofEnv.__init__`) for the next `batch_space` in this thread."""
-    log: list[weakref.ref] = getattr(_created, "envs", [])
-    log = [r for r in log[-_LOG_SIZE:] if r() is not None]
-    log.append(weakref.ref(env))
-    _created.envs = log
+class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
+    """N `LeanProof-v0` episodes whose proofs go to Lean in one batch per step.
 
+    Spaces, rewards and verdicts are `LeanProofEnv`'s, batched the Gymnasium way: the
+    observation is a dict of N-tuples of text, the action N proofs, `info` a dict of arrays
+    (with Gymnasium's `_key` masks). `reset(options={"problem": name})` gives every episode
+    that problem (a GRPO group); else each is drawn with the env's seeded generator.
 
-def _recent(n: int, first_space: ProofAction) -> list[LeanProofEnv]:
-    """The last n envs created in this thread, if the first of them owns `first_space`; else []."""
-    alive = [e for e in (r() for r in getattr(_created, "envs", [])) if e is not None]
-    group = alive[-n:] if n <= len(alive) else []
-    if not group or group[0].action_space is not first_space:
-        return []
-    return group if all(e.action_space == first_space for e in group) else []
+    Every step ends every episode that took a proof. `autoreset_mode` is Gymnasium's:
+    `NEXT_STEP` (the default) resets them at the next step (reward 0, no Lean); `SAME_STEP`
+    resets them at once (the verdict in `info["final_info"]`, the next problem in `obs`), which
+    suits GRPO; `DISABLED` leaves it to `reset(options={"reset_mask": mask})`.
 
-
-@batch_space.register(ProofAction)
-def _batch_proof_action(space: ProofAction, n: int = 1) -> ProofActionBatch:
-    plain = batch_space.dispatch(spaces.Space)(space, n)  # Gymnasium's own: n seeded copies
-    return ProofActionBatch(plain.spaces, seed=plain.np_random, envs=_recent(n, space))
-
-
-@iterate.register(ProofActionBatch)
-def _iterate_proof_actions(space: ProofActionBatch, items: Sequence[str]) -> Any:
-    prefetch(space.envs, items)
-    return iter(items)
-
-
-def prefetch(envs: Sequence[LeanProofEnv], actions: Sequence[Any]) -> int:
-    """Verify the coming step of each env in `envs` (paired with `actions`): one batch per verifier.
-
-    Envs that are not waiting for a step (episode over: the vector env resets them instead)
-    are skipped. Returns how many proofs were verified.
-    """
-    groups: dict[int, tuple[Any, list[tuple[LeanProofEnv, str]]]] = {}
-    for env, action in zip(envs, actions, strict=False):
-        if env.awaiting_step and isinstance(action, str):
-            groups.setdefault(id(env.verifier), (env.verifier, []))[1].append((env, action))
-    for verifier, items in groups.values():
-        verdicts = verifier.verify_batch([(env.problem, action) for env, action in items])
-        for (env, action), verdict in zip(items, verdicts, strict=True):
-            env.prefetched = (env.problem, action, verdict)
-    return sum(len(items) for _, items in groups.values())
-
-
-class LeanProofVectorEnv(SyncVectorEnv):
-    """N `LeanProof-v0` envs whose proofs go to Lean in one batch per step (`vectorization_mode="vector_entry_point"`).
-
-    `SyncVectorEnv` with the batch link made explicitly; keyword arguments are those of
-    `LeanProofEnv` (and `autoreset_mode`).
+    The other arguments are `LeanProofEnv`'s; the N episodes share one verifier hold.
     """
 
-    def __init__(self, num_envs: int, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **env_kwargs: Any):
-        from leangym.envs.proof_env import LeanProofEnv
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 1, "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
 
-        make: Callable[[], LeanProofEnv] = partial(LeanProofEnv, **env_kwargs)
-        super().__init__([make] * num_envs, autoreset_mode=autoreset_mode)
-        self.action_space = ProofActionBatch(self.action_space.spaces, seed=self.action_space.np_random, envs=self.envs)
+    def __init__(
+        self,
+        num_envs: int = 1,
+        problems: ProblemsArg = "core:test",
+        runtime: LeanRuntime | str = "embedded",
+        policy: Policy | Mapping[str, Any] | None = None,
+        *,
+        verifier: Verifier | None = None,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, not {num_envs}")
+        self.num_envs = num_envs
+        self.render_mode = check_render_mode(render_mode)
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.single_observation_space, self.single_action_space = single_spaces()
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._hold, self.problems = hold_problems(problems, runtime, policy, verifier, self.single_observation_space)
+        self.verifier = self._hold.verifier
+        self._by_name = {p.name: p for p in self.problems}
+        self.episodes: list[Problem | None] = [None] * num_envs  # each env's problem
+        self.verdicts: list[Verdict | None] = [None] * num_envs  # each env's last verdict
+        self.done = np.zeros(num_envs, dtype=np.bool_)  # the episode is over: reset next
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observations, dict[str, Any]]:
+        """Start new episodes: all of them, or those in `options["reset_mask"]`; `options["problem"]` names one."""
+        super().reset(seed=seed)
+        options = options or {}
+        mask = np.asarray(options.get("reset_mask", np.ones(self.num_envs, dtype=np.bool_)), dtype=np.bool_)
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask must be {self.num_envs} booleans, not shape {mask.shape}")
+        infos: dict[str, Any] = {}
+        for i in np.flatnonzero(mask):
+            infos = self._add_info(infos, self._reset_one(i, options.get("problem")), i)
+        return self._observations(), infos
+
+    def step(self, actions: Sequence[str]) -> tuple[Observations, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Verify the proofs of the running episodes in one batch; autoreset the others (see the class)."""
+        if None in self.episodes:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if isinstance(actions, str) or len(actions) != self.num_envs:
+            raise ValueError(f"step takes {self.num_envs} proofs, one per env")
+        if self.autoreset_mode == AutoresetMode.DISABLED and self.done.any():
+            raise gym.error.ResetNeeded(f"episodes {np.flatnonzero(self.done).tolist()} are over: reset them")
+        resetting = self.done.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros_like(self.done)
+        stepping = np.flatnonzero(~resetting)
+        for i in stepping:
+            check_action(actions[i])
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: dict[str, Any] = {}
+        if stepping.size:
+            batch = [(self.episodes[i], actions[i]) for i in stepping]
+            for i, verdict in zip(stepping, self.verifier.verify_batch(batch), strict=True):
+                problem = self.episodes[i]
+                assert problem is not None
+                self.verdicts[i], rewards[i], terminated[i] = verdict, verdict.reward, True
+                info = step_info(problem, verdict)
+                if self.autoreset_mode == AutoresetMode.SAME_STEP:
+                    infos = self._add_info(infos, {"final_obs": observation(problem), "final_info": info}, i)
+                    info = self._reset_one(i, None)
+                infos = self._add_info(infos, info, i)
+        for i in np.flatnonzero(resetting):
+            infos = self._add_info(infos, self._reset_one(i, None), i)
+        self.done = terminated.copy() if self.autoreset_mode != AutoresetMode.SAME_STEP else np.zeros_like(terminated)
+        return self._observations(), rewards, terminated, np.zeros_like(terminated), infos
+
+    def render(self) -> tuple[str, ...] | None:
+        """`ansi`: each env's problem and last verdict."""
+        if self.render_mode != "ansi":
+            return None
+        return tuple(render_text(p, v) for p, v in zip(self.episodes, self.verdicts, strict=True))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Let go of the shared verifier's runtime: its Lean processes end with its last holder."""
+        self._hold.release()
+
+    def _reset_one(self, i: int, name: str | None) -> dict[str, Any]:
+        problem = pick_problem(self.problems, self._by_name, name, self.np_random)
+        self.episodes[i], self.verdicts[i], self.done[i] = problem, None, False
+        return {"problem": problem.name}
+
+    def _observations(self) -> Observations:
+        """Each observation key as an N-tuple (a not-yet-reset env, under `reset_mask`, shows empty text)."""
+        single = [
+            observation(p) if p is not None else dict.fromkeys(self.single_observation_space, "") for p in self.episodes
+        ]
+        return {key: tuple(o[key] for o in single) for key in self.single_observation_space}

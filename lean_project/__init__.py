@@ -8,6 +8,8 @@
 
 `embedded` (the default) is Lean 4.28 compiled to WebAssembly, installed from npm by
 `leangym setup`; `native` is an elan toolchain and a Lake project (Mathlib possible).
+`get_runtime` makes a new runtime each call; the one runtime per name that verifiers and
+environments share, and when it closes, is `leangym.lean_project.shared`.
 """
 
 from __future__ import annotations

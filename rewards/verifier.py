@@ -32,8 +32,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from leangym.lean_project import LeanRuntime, LeanRuntimeError, get_runtime
+from leangym.lean_project import LeanRuntime, LeanRuntimeError
 from leangym.lean_project.lexer import code_tokens
+from leangym.lean_project.shared import SharedRuntime, shared_runtime
 from leangym.rewards.assembly import Checked, assemble, judge
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -54,34 +55,6 @@ class _Job:
     checked: Checked
 
 
-class _RuntimeSlot:
-    """Where a verifier gets its runtime: made on first use, and made again after `close`.
-
-    A slot built around a given runtime never closes it: that runtime is its creator's.
-    """
-
-    def __init__(self, name: str, runtime: LeanRuntime | None = None):
-        self.name = name
-        self.owned = runtime is None
-        self._runtime = runtime
-        self._lock = threading.Lock()
-
-    def get(self) -> LeanRuntime:
-        with self._lock:
-            if self._runtime is None:
-                self._runtime = get_runtime(self.name)  # raises LeanRuntimeError when not installed
-            return self._runtime
-
-    def holds(self, runtime: LeanRuntime) -> bool:
-        return self._runtime is runtime
-
-    def close(self) -> None:
-        with self._lock:
-            if self.owned and self._runtime is not None:
-                self._runtime.close()
-                self._runtime = None
-
-
 class Verifier:
     """Kernel-checked, hack-resistant verification of proofs (see the module docstring).
 
@@ -98,9 +71,9 @@ class Verifier:
     ):
         self.policy = policy or Policy()
         if isinstance(runtime, str):
-            self._slot = _RuntimeSlot(runtime)
+            self._slot = SharedRuntime(runtime)
         else:
-            self._slot = _RuntimeSlot(runtime.name, runtime)
+            self._slot = SharedRuntime(runtime.name, runtime)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Verdict] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -155,8 +128,15 @@ class Verifier:
         """Start Lean now, so that the first batch does not wait for its start-up."""
         self.runtime.prewarm()
 
+    def release(self) -> None:
+        """Give back the hold on the runtime that `get_verifier(..., hold=True)` took."""
+        self._slot.release()
+
     def close(self) -> None:
-        """Release the Lean processes this verifier made (a later call makes new ones)."""
+        """End the Lean processes of the runtime now, if it is not a caller's (a later call makes new ones).
+
+        On a shared verifier this ends them for every user of the runtime.
+        """
         self._slot.close()
 
     def __enter__(self) -> Verifier:
@@ -276,39 +256,38 @@ def _unsupported(runtime: str, module: str) -> Verdict:
     return Verdict("error", ("unsupported_import",), detail=detail)
 
 
-# -- process-wide shared verifiers ----------------------------------------------------
+# -- process-wide shared verifiers (their runtimes: `lean_project/shared.py`) ----------------
 
 _SHARED_LOCK = threading.Lock()
-_SLOTS: dict[str, _RuntimeSlot] = {}
 _VERIFIERS: dict[tuple[str, Policy], Verifier] = {}
 
 
-def get_verifier(runtime: LeanRuntime | str = "embedded", policy: Policy | None = None) -> Verifier:
+def get_verifier(
+    runtime: LeanRuntime | str = "embedded", policy: Policy | None = None, *, hold: bool = False
+) -> Verifier:
     """The process-wide verifier for (runtime, policy): environments, the trainer and the reward
     functions share its cache and its Lean processes this way.
 
-    Verifiers of one runtime name share one runtime, whatever their policy; `close()` on any
-    of them ends its Lean processes, and the next call starts new ones. Passing a
-    `LeanRuntime` makes it that shared runtime from now on (it stays its creator's to close).
+    Verifiers of one runtime name share that name's runtime (`lean_project.shared`), whatever
+    their policy. By default the caller pins it: it stays up for the rest of the process (the
+    trainer, the evaluator, reward functions never say when they are done). With `hold=True`
+    the caller takes a hold instead and gives it back with `verifier.release()`; the last hold
+    released closes an unpinned runtime (the environments). Passing a `LeanRuntime` makes it
+    that shared runtime from now on (it stays its creator's to close).
     """
     policy = policy or Policy()
+    slot = shared_runtime(runtime)
     with _SHARED_LOCK:
-        if isinstance(runtime, LeanRuntime):
-            name = runtime.name
-            slot = _SLOTS.get(name)
-            if slot is None or not slot.holds(runtime):
-                _SLOTS[name] = _RuntimeSlot(name, runtime)
-                for key in [k for k in _VERIFIERS if k[0] == name]:
-                    del _VERIFIERS[key]
-        else:
-            name = runtime
-        slot = _SLOTS.setdefault(name, _RuntimeSlot(name))
-        verifier = _VERIFIERS.get((name, policy))
-        if verifier is None:
-            verifier = Verifier(name, policy)
+        verifier = _VERIFIERS.get((slot.name, policy))
+        if verifier is None or verifier._slot is not slot:
+            verifier = Verifier(slot.name, policy)
             verifier._slot = slot
-            _VERIFIERS[(name, policy)] = verifier
-        return verifier
+            _VERIFIERS[(slot.name, policy)] = verifier
+    if hold:
+        slot.hold()
+    else:
+        slot.pin()
+    return verifier
 
 
 def verify(

@@ -1,9 +1,11 @@
-"""`leangym/LeanProof-v0` with the real embedded Lean: registration, spaces, rewards, vector batching.
+"""`leangym/LeanProof-v0` with the real embedded Lean: registration, spaces, rewards, vector batching, lifetimes.
 
 Lean runs are few and counted: each vector step below sends its proofs in one batch
 (asserted on `lean_batches`), and `check_env` takes three more (its random proofs).
 Submissions that the verifier refuses before Lean (`sorry`, `native_decide`, an extra
-axiom) cost no run, which is what lets the async test run without starting Lean.
+axiom) cost no run, which is what lets the async test run without starting Lean; the sync
+vector env's proofs are the vector env's, answered by the verifier's cache. The lifetime
+test starts one one-shot Lean process of its own.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import sys
 import warnings
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
 
 import leangym.envs
 from leangym.envs.proof_env import LeanProofEnv
 from leangym.envs.spaces import LeanText
-from leangym.envs.vector import LeanProofVectorEnv, ProofActionBatch
-from leangym.lean_project import LeanRuntime
+from leangym.envs.vector import LeanProofVectorEnv
+from leangym.lean_project import LeanRuntime, shared
 from leangym.rewards import Problem, get_verifier
 
 HEADER = "set_option autoImplicit false\n"
@@ -43,7 +48,7 @@ GROUP = ("\n  omega", WHOLE_FILE, "\n  rfl", "\n  sorry")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def shared(lean: LeanRuntime) -> LeanRuntime:
+def session_lean(lean: LeanRuntime) -> LeanRuntime:
     """Make the session's runtime the one `runtime="embedded"` envs share (`rewards.get_verifier`)."""
     get_verifier(lean)
     return lean
@@ -80,12 +85,18 @@ def test_lean_text_holds_unicode_and_samples_short_strings() -> None:
     assert all(space.contains(s) and len(s) <= space.sample_length for s in samples)
 
 
-def test_batched_action_space_pickles_and_copies_without_its_envs() -> None:
-    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, vectorization_mode="sync", problems=PROBLEMS)
-    space = envs.action_space
-    assert isinstance(space, ProofActionBatch) and len(space.envs) == 2
-    for twin in (pickle.loads(pickle.dumps(space)), copy.deepcopy(space)):
-        assert twin == space and twin.envs == []
+def test_vector_env_has_gymnasiums_vector_attributes() -> None:
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=3, problems=PROBLEMS)
+    assert isinstance(envs, LeanProofVectorEnv) and envs.num_envs == 3
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert isinstance(envs.single_observation_space, gym.spaces.Dict)
+    assert isinstance(envs.single_action_space, LeanText)
+    assert envs.observation_space == batch_space(envs.single_observation_space, 3)
+    assert envs.action_space == batch_space(envs.single_action_space, 3)
+    for twin in (pickle.loads(pickle.dumps(envs.action_space)), copy.deepcopy(envs.action_space)):
+        assert twin == envs.action_space
+    with pytest.raises(gym.error.ResetNeeded):
+        envs.step(("\n  omega",) * 3)
     envs.close()
 
 
@@ -111,21 +122,36 @@ def test_reset_is_seeded_and_takes_a_problem_by_name() -> None:
 # -- rewards through a vector env: one Lean batch per step -------------------------------------
 
 
+def group_step(mode: str) -> dict:
+    """Four envs on one problem (a GRPO group), one step, vectorised by `mode`: what came back."""
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=4, vectorization_mode=mode, problems=PROBLEMS)
+    envs.reset(seed=0, options={"problem": ADD.name})
+    obs, rewards, terminated, truncated, info = envs.step(GROUP)
+    envs.close()
+    return {"obs": obs, "rewards": rewards, "terminated": terminated, "truncated": truncated, "info": info}
+
+
 @pytest.fixture(scope="module")
 def grpo_step(lean: LeanRuntime) -> dict:
-    """Four sync sub-envs on one problem (a GRPO group), one step: what came back and what it cost."""
-    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=4, vectorization_mode="sync", problems=PROBLEMS)
-    envs.reset(seed=0, options={"problem": ADD.name})
+    """The group through `LeanProofVectorEnv` (the vector entry point), with what it cost."""
     runs = lean.lean_batches
-    obs, rewards, terminated, truncated, info = envs.step(GROUP)
-    out = {"obs": obs, "rewards": rewards, "terminated": terminated, "truncated": truncated, "info": info}
+    out = group_step("vector_entry_point")
     out["runs"] = lean.lean_batches - runs
-    envs.close()
     return out
 
 
 def test_vector_step_sends_the_group_to_lean_in_one_run(grpo_step: dict) -> None:
     assert grpo_step["runs"] == 1
+
+
+def test_sync_vector_env_gives_the_same_step(grpo_step: dict) -> None:
+    """Gymnasium's `SyncVectorEnv` over `LeanProofEnv` (one verify per sub-env) agrees with the batch."""
+    sync = group_step("sync")
+    assert sync["obs"] == grpo_step["obs"]
+    for key in ("rewards", "terminated", "truncated"):
+        assert sync[key].tolist() == grpo_step[key].tolist()
+    for key in ("problem", "verdict", "reward", "reasons", "messages"):
+        assert sync["info"][key].tolist() == grpo_step["info"][key].tolist()
 
 
 def test_right_proofs_get_1_and_wrong_or_hacked_ones_0(grpo_step: dict) -> None:
@@ -148,10 +174,12 @@ def test_vector_entry_point_batches_and_autoresets(lean: LeanRuntime) -> None:
     envs = gym.make_vec("leangym/LeanProof-v0", num_envs=4, problems=PROBLEMS, render_mode="ansi")
     assert isinstance(envs, LeanProofVectorEnv)
     obs, _ = envs.reset(seed=3)
+    assert envs.observation_space.contains(obs)
     right = {ADD.name: "\n  exact Nat.add_comm a b", MOD.name: "\n  omega"}
     hacks = {ADD.name: AXIOM_FILE, MOD.name: "\n  native_decide"}
     names = [s.split()[1] for s in obs["formal_statement"]]
     actions = tuple((right if i % 2 else hacks)[n] for i, n in enumerate(names))
+    assert envs.action_space.contains(actions)
     runs = lean.lean_batches
     _, rewards, terminated, _, info = envs.step(actions)
     assert lean.lean_batches - runs == 1  # the two right proofs, together; the hacks never reach Lean
@@ -160,8 +188,25 @@ def test_vector_entry_point_batches_and_autoresets(lean: LeanRuntime) -> None:
     assert all(hack_reasons[names[i]] in info["reasons"][i] for i in (0, 2))
     assert "verdict: proved" in envs.render()[1]
     runs = lean.lean_batches
-    _, rewards, terminated, _, _ = envs.step(actions)  # NEXT_STEP autoreset: every env resets, no Lean
+    obs, rewards, terminated, _, info = envs.step(actions)  # NEXT_STEP autoreset: every env resets, no Lean
     assert lean.lean_batches == runs and not terminated.any() and not rewards.any()
+    assert envs.observation_space.contains(obs) and list(info["problem"]) == [
+        s.split()[1] for s in obs["formal_statement"]
+    ]
+    envs.close()
+
+
+def test_same_step_autoreset_returns_the_verdicts_and_the_next_problems() -> None:
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS, autoreset_mode=AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    envs.reset(seed=1, options={"problem": ADD.name})
+    obs, rewards, terminated, _, info = envs.step((GROUP[0], GROUP[3]))
+    assert rewards.tolist() == [1.0, 0.0] and terminated.all()
+    assert info["final_info"]["verdict"].tolist() == ["proved", "rejected"]
+    assert [o["formal_statement"] for o in info["final_obs"]] == [ADD.formal_statement] * 2
+    assert list(info["problem"]) == [s.split()[1] for s in obs["formal_statement"]]
+    _, rewards, _, _, _ = envs.step(("\n  sorry", "\n  sorry"))  # the new episodes take proofs at once
+    assert rewards.tolist() == [0.0, 0.0]
     envs.close()
 
 
@@ -191,3 +236,41 @@ def test_check_env_passes() -> None:
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
     env.close()
+
+
+def test_disabled_autoreset_waits_for_a_masked_reset() -> None:
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS, autoreset_mode=AutoresetMode.DISABLED)
+    envs.reset(seed=0, options={"problem": MOD.name})
+    _, rewards, terminated, _, info = envs.step(("\n  sorry", "\n  native_decide"))  # refused before Lean
+    assert rewards.tolist() == [0.0, 0.0] and terminated.all() and info["reasons"][0] == ["sorry"]
+    with pytest.raises(gym.error.ResetNeeded):
+        envs.step(("\n  sorry", "\n  sorry"))
+    obs, info = envs.reset(options={"reset_mask": np.array([False, True]), "problem": ADD.name})
+    assert info["_problem"].tolist() == [False, True] and obs["formal_statement"][1] == ADD.formal_statement
+    with pytest.raises(gym.error.ResetNeeded):  # the first episode is still over
+        envs.step(("\n  sorry", "\n  sorry"))
+    envs.close()
+
+
+def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monkeypatch) -> None:
+    """The shared-runtime rule (lean_project/shared.py) on runtimes the registry makes itself:
+    the last env to close ends Lean nobody else uses, and leaves Lean the trainer still uses."""
+    monkeypatch.setenv("LEANGYM_EMBEDDED_MODE", "oneshot")  # the check below: one Lean process, started for it
+    alone = shared.SharedRuntime("embedded")
+    monkeypatch.setitem(shared._SHARED, "embedded", alone)
+    envs, env = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS), gym.make("leangym/LeanProof-v0")
+    assert alone.is_open() and alone.holds == 2
+    envs.close(), env.close()
+    assert not alone.is_open() and alone.holds == 0
+
+    kept = shared.SharedRuntime("embedded")
+    monkeypatch.setitem(shared._SHARED, "embedded", kept)
+    trainer = get_verifier("embedded")  # what agents/train.py and agents/evaluate.py do (`make_verifier`)
+    runtime = trainer.runtime
+    envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS)
+    assert envs.unwrapped.verifier is trainer
+    envs.close()
+    assert kept.is_open() and trainer.runtime is runtime
+    [verdict] = trainer.verify_batch([(MOD, "\n  omega")])
+    assert verdict.proved and runtime.lean_batches == 1
+    kept.close()

@@ -17,7 +17,7 @@ gym.register_envs(leangym.envs)
 PROBLEM = "core_nt_linear_congruence"  # theorem … (n : Nat) (h₀ : 3 * n % 7 = 1) : n % 7 = 5 := by
 PROOFS = ("\n  omega", "\n  simp", "\n  sorry", "\n  exact h₀")
 
-envs = gym.make_vec("leangym/LeanProof-v0", num_envs=len(PROOFS), vectorization_mode="sync", problems="core:test")
+envs = gym.make_vec("leangym/LeanProof-v0", num_envs=len(PROOFS), problems="core:test")  # LeanProofVectorEnv
 obs, info = envs.reset(seed=0, options={"problem": PROBLEM})  # a GRPO group: one problem for every env
 print(obs["formal_statement"][0])
 obs, rewards, terminated, truncated, info = envs.step(PROOFS)  # one Lean run for the four proofs
