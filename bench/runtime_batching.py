@@ -66,7 +66,7 @@ def timed_check(runtime: LeanRuntime, sources: list[str]) -> float:
     t0 = time.monotonic()
     results = runtime.check(sources, timeout=300)
     wall = time.monotonic() - t0
-    assert all(r.ok for r in results), [r for r in results if not r.ok][:2]
+    assert all(r.error_free for r in results), [r for r in results if not r.error_free][:2]
     return wall
 
 

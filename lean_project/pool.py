@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from leangym.lean_project.process import run_slots, spare_slots
-from leangym.lean_project.repl import CommandResponse, LeanError, ReplFailure, ReplProcess
+from leangym.lean_project.repl import CommandResponse, ReplFailure, ReplProcess, ReplRefusal
 from leangym.lean_project.types import InfraError
 
 J = TypeVar("J")
@@ -121,7 +121,7 @@ class ReplWorker:
         """Requests the current process answered (0: fresh, or not started)."""
         return self._process.requests if self._process is not None else 0
 
-    def header(self, text: str, timeout: float) -> CommandResponse | LeanError:
+    def header(self, text: str, timeout: float) -> CommandResponse | ReplRefusal:
         """The environment of `text` (imports and leading commands), elaborated once per process."""
         known = self.headers.get(text)
         if known is not None and self._process is not None and self._process.alive():

@@ -14,7 +14,7 @@ The REPL reads JSON requests on stdin and answers each on stdout:
 * `{"message": …}` is the REPL refusing a request (an unknown id, a tactic Lean could not
   run): an answer about the request, not a failure of the process.
 
-`ReplProcess` runs one REPL. Its calls return an answer dataclass or `LeanError`, and raise
+`ReplProcess` runs one REPL. Its calls return an answer dataclass or `ReplRefusal`, and raise
 `ReplFailure` (holding an `InfraError`) when the process itself failed: it died, stopped
 answering within the time limit, outgrew its memory cap, or printed something that is not a
 REPL answer. After a `ReplFailure` the process is dead; start a new one (`pool.ReplPool`
@@ -55,7 +55,7 @@ class ReplFailure(Exception):
 
 
 @dataclass(frozen=True)
-class LeanError:
+class ReplRefusal:
     """The REPL refused a request: `Unknown environment.`, or `Lean error: …` for a tactic that did not run."""
 
     message: str
@@ -127,10 +127,10 @@ def _sorry(raw: Mapping[str, Any], line_offset: int = 0) -> Sorry:
     )
 
 
-def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> CommandResponse | LeanError:
+def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> CommandResponse | ReplRefusal:
     """Read a command's answer; raises KeyError/TypeError/ValueError on a malformed one."""
     if "message" in raw and "env" not in raw:
-        return LeanError(str(raw["message"]))
+        return ReplRefusal(str(raw["message"]))
     env = raw["env"]
     if not isinstance(env, int):
         raise TypeError(f"env is not a number: {env!r}")
@@ -141,10 +141,10 @@ def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> Comm
     )
 
 
-def parse_proof_step_response(raw: Mapping[str, Any]) -> ProofStepResponse | LeanError:
+def parse_proof_step_response(raw: Mapping[str, Any]) -> ProofStepResponse | ReplRefusal:
     """Read a tactic's answer; raises KeyError/TypeError/ValueError on a malformed one."""
     if "message" in raw and "proofState" not in raw:
-        return LeanError(str(raw["message"]))
+        return ReplRefusal(str(raw["message"]))
     state = raw["proofState"]
     if not isinstance(state, int) or not isinstance(raw["goals"], list):
         raise TypeError("proofState must be a number and goals a list")
@@ -209,18 +209,18 @@ class ReplProcess:
         env: int | None = None,
         timeout: float = 60.0,
         line_offset: int = 0,
-    ) -> CommandResponse | LeanError:
+    ) -> CommandResponse | ReplRefusal:
         """Elaborate `cmd` (on environment `env`, or a fresh one that may `import`)."""
         request: dict[str, Any] = {"cmd": cmd}
         if env is not None:
             request["env"] = env
         return self._command_answer(self.request(request, timeout), line_offset)
 
-    def tactic(self, tactic: str, proof_state: int, *, timeout: float = 60.0) -> ProofStepResponse | LeanError:
+    def tactic(self, tactic: str, proof_state: int, *, timeout: float = 60.0) -> ProofStepResponse | ReplRefusal:
         """Run one tactic (or a tactic block) in `proof_state`."""
         return self._proof_answer(self.request({"tactic": tactic, "proofState": proof_state}, timeout))
 
-    def _command_answer(self, raw: dict, line_offset: int = 0, fresh: bool = True) -> CommandResponse | LeanError:
+    def _command_answer(self, raw: dict, line_offset: int = 0, fresh: bool = True) -> CommandResponse | ReplRefusal:
         try:
             answer = parse_command_response(raw, line_offset)
         except (KeyError, TypeError, ValueError) as e:
@@ -231,7 +231,7 @@ class ReplProcess:
             self.last_env = answer.env
         return answer
 
-    def _proof_answer(self, raw: dict) -> ProofStepResponse | LeanError:
+    def _proof_answer(self, raw: dict) -> ProofStepResponse | ReplRefusal:
         try:
             return parse_proof_step_response(raw)
         except (KeyError, TypeError, ValueError) as e:

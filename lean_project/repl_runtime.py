@@ -27,7 +27,7 @@ from typing import Any
 
 from leangym.lean_project.lexer import SETUP_COMMANDS, Token, tokenize
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
-from leangym.lean_project.repl import LeanError, ReplFailure
+from leangym.lean_project.repl import ReplFailure, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
 
@@ -164,18 +164,18 @@ class ReplRuntime(LeanRuntime):
                 head = worker.header(header, self.header_timeout)
             except ReplFailure as failure:  # trusted text: Lean itself did not come up
                 raise ReplFailure(InfraError("startup", f"Lean did not start: {failure.error.detail}")) from failure
-            if isinstance(head, LeanError):
+            if isinstance(head, ReplRefusal):
                 return Checked(_refused(f"the header did not elaborate: {head.message}", kind="startup"))
             shared, env = head.messages, head.env
         started = time.monotonic()
         answer = worker.process.command(split.body, env=env, timeout=limit, line_offset=split.line_offset)
         seconds = time.monotonic() - started
-        if isinstance(answer, LeanError):
+        if isinstance(answer, ReplRefusal):
             return Checked(_refused(f"the REPL refused the source: {answer.message}", shared, seconds))
         checked = Checked(SourceResult("ok", shared + answer.messages, seconds=seconds))
         for text in job.followups:
             follow = worker.process.command(text, env=answer.env, timeout=limit)
-            if isinstance(follow, LeanError):
+            if isinstance(follow, ReplRefusal):
                 checked.followups.append(_refused(f"the REPL refused a follow-up: {follow.message}"))
             else:
                 checked.followups.append(SourceResult("ok", follow.messages))

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.pool import ReplPool, ReplWorker
-from leangym.lean_project.repl import LeanError, ProofStepResponse
+from leangym.lean_project.repl import ProofStepResponse, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, Message, Position, SourceResult
 
@@ -384,13 +384,13 @@ class ReplTactics:
         env = None
         if root.header:
             head = worker.header(root.header, self.header_timeout)
-            if isinstance(head, LeanError):
+            if isinstance(head, ReplRefusal):
                 return TacticResult(None, f"the header did not elaborate: {head.message}"), None
             env = head.env
         limit = _heartbeat_limit(self.max_heartbeats)
         shift = -limit.count("\n")  # positions stay relative to the statement
         answer = worker.process.command(limit + root.statement, env=env, timeout=self.timeout, line_offset=shift)
-        if isinstance(answer, LeanError):
+        if isinstance(answer, ReplRefusal):
             return TacticResult(None, answer.message), None
         errors = [m for m in answer.messages if m.is_error]
         starts = [s for s in answer.sorries if s.proof_state is not None]
@@ -409,7 +409,7 @@ class ReplTactics:
                 return rebuilt
             self._remember(state, handle)
         answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
-        if isinstance(answer, LeanError):
+        if isinstance(answer, ReplRefusal):
             return TacticResult(None, answer.message.removeprefix("Lean error:\n"))
         return self._step(answer, state, tactic, worker)[0]
 
@@ -420,7 +420,7 @@ class ReplTactics:
             if result.state is None or handle is None:
                 break
             answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
-            if isinstance(answer, LeanError):
+            if isinstance(answer, ReplRefusal):
                 result, handle = TacticResult(None, answer.message), None
             else:
                 result, handle = self._step(answer, result.state, tactic, worker)

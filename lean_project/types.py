@@ -91,8 +91,8 @@ class SourceResult:
         return any(m.is_error for m in self.messages)
 
     @property
-    def ok(self) -> bool:
-        """Lean finished the source and reported no error."""
+    def error_free(self) -> bool:
+        """Lean finished the source and reported no error (`status == "ok"` says only that it finished)."""
         return self.status == "ok" and not self.has_errors
 
     def to_json(self) -> dict[str, Any]:

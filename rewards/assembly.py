@@ -7,7 +7,7 @@
                                            (a blank line)
     example := @<name>                     trusted: the theorem must exist after the body
 
-Lean's messages come back with positions in this file; `Checked.to_submission` moves them
+Lean's messages come back with positions in this file; `Assembled.to_submission` moves them
 to the submitted text (the body's own line and column, or the file's when a whole file was
 sent), so a prover sees where *its* text went wrong.
 """
@@ -24,7 +24,7 @@ from leangym.rewards.verdict import Verdict
 
 
 @dataclass(frozen=True)
-class Checked:
+class Assembled:
     """An assembled source and where the body sits in it."""
 
     source: str
@@ -48,7 +48,7 @@ class Checked:
         return pos.line > self.body_end_line
 
 
-def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Policy) -> Checked:
+def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Policy) -> Assembled:
     """The source Lean checks for this submission (see the module docstring)."""
     lines = [problem.header.rstrip("\n")] if problem.header.strip() else []
     lines.append(f"set_option maxHeartbeats {policy.max_heartbeats} in")
@@ -64,13 +64,13 @@ def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Po
     body_column = len(before) - (before.rfind("\n") + 1)
     body_end_line = body_line + sub.body.count("\n")
     check = f"\n\nexample := @{statement.name}\n" if statement.name else "\n"
-    return Checked(before + sub.body + check, body_line, body_column, body_end_line, sub.line, sub.column)
+    return Assembled(before + sub.body + check, body_line, body_column, body_end_line, sub.line, sub.column)
 
 
 _THE_PROOFS_DOING = {"crash": "lean_crash", "out_of_memory": "out_of_memory"}
 
 
-def judge(result: SourceResult, checked: Checked) -> Verdict:
+def judge(result: SourceResult, assembled: Assembled) -> Verdict:
     """The verdict Lean's result supports: never `proved` unless Lean finished cleanly."""
     if result.status == "timeout":
         return Verdict("rejected", ("timeout",), seconds=result.seconds, detail=str(result.error or ""))
@@ -88,13 +88,13 @@ def judge(result: SourceResult, checked: Checked) -> Verdict:
     messages: list[Message] = []
     for m in result.messages:
         if m.is_error:
-            reasons.append("missing_declaration" if checked.in_existence_check(m.pos) else "lean_error")
+            reasons.append("missing_declaration" if assembled.in_existence_check(m.pos) else "lean_error")
             if m.kind == "runtime.maxHeartbeats" or "maximum number of heartbeats" in m.text:
                 reasons.append("heartbeats")
         elif m.kind == "hasSorry" or "declaration uses `sorry`" in m.text or "declaration uses 'sorry'" in m.text:
             reasons.append("sorry")
-        end = checked.to_submission(m.end_pos) if m.end_pos else None
-        messages.append(replace(m, pos=checked.to_submission(m.pos), end_pos=end))
+        end = assembled.to_submission(m.end_pos) if m.end_pos else None
+        messages.append(replace(m, pos=assembled.to_submission(m.pos), end_pos=end))
     unique = tuple(dict.fromkeys(reasons))
     detail = next((m.text for m in messages if m.is_error), "")
     return Verdict("rejected" if unique else "proved", unique, tuple(messages), result.seconds, detail)

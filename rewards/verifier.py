@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from leangym.lean_project import LeanRuntime, LeanRuntimeError
 from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.shared import SharedRuntime, shared_runtime
-from leangym.rewards.assembly import Checked, assemble, judge
+from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
@@ -52,7 +52,7 @@ class _Job:
     index: int
     key: str
     problem: Problem
-    checked: Checked
+    assembled: Assembled
 
 
 class Verifier:
@@ -147,8 +147,10 @@ class Verifier:
 
     # -- the steps --------------------------------------------------------------------
 
-    def _prepare(self, problem: Problem, submission: str | bytes, runtime: LeanRuntime | Verdict) -> Checked | Verdict:
-        """Steps 2-4: the checked source, or the verdict that makes Lean unnecessary."""
+    def _prepare(
+        self, problem: Problem, submission: str | bytes, runtime: LeanRuntime | Verdict
+    ) -> Assembled | Verdict:
+        """Steps 2-4: the assembled source, or the verdict that makes Lean unnecessary."""
         try:
             statement = parse_statement(problem.formal_statement)
         except ValueError as e:
@@ -175,11 +177,11 @@ class Verifier:
         """Step 5 (and 6): one `check` call for every job."""
         started = time.monotonic()
         try:
-            results = runtime.check([j.checked.source for j in jobs], timeout=self.policy.timeout)
+            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout)
         except (LeanRuntimeError, RuntimeError, OSError) as e:
             error = Verdict("error", (f"runtime_error:{type(e).__name__}",), detail=str(e))
             return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
-        verdicts = [judge(r, j.checked) for r, j in zip(results, jobs, strict=True)]
+        verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
         if runtime.name == "native" and self.policy.audit:
             verdicts = self._audit(jobs, verdicts)
         return verdicts
@@ -194,7 +196,7 @@ class Verifier:
         try:
             if self._auditor is None:
                 self._auditor = NativeAudit.find(self.policy)
-            audited = self._auditor.audit([(jobs[i].problem, jobs[i].checked.source) for i in proved])
+            audited = self._auditor.audit([(jobs[i].problem, jobs[i].assembled.source) for i in proved])
         except (LeanRuntimeError, OSError) as e:
             audited = [Verdict("error", ("audit_failed",), detail=str(e))] * len(proved)
         out = list(verdicts)

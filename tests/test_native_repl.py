@@ -48,9 +48,9 @@ def checked(repl_lean):
 
 def test_verdicts(checked):
     proved, rejected, sorry, solo, again = (c.result for c in checked)
-    assert proved.ok and again.ok
+    assert proved.error_free and again.error_free
     assert rejected.status == "ok" and rejected.has_errors and rejected.messages[0].pos.line in (3, 4)
-    assert sorry.ok and [m.kind for m in sorry.messages] == ["hasSorry"] and sorry.messages[0].pos.line == 3
+    assert sorry.error_free and [m.kind for m in sorry.messages] == ["hasSorry"] and sorry.messages[0].pos.line == 3
     assert solo.status == "ok"  # Lean's own verdict on that file, whatever it is, with no leak to others
 
 
@@ -64,7 +64,7 @@ def test_same_verdicts_as_the_file_runtime(checked):
     with get_runtime("native", repl=False, timeout=120.0) as file_lean:
         by_file = file_lean.check([PROVED, REJECTED, SORRY])
     for via_repl, via_file in zip(checked, by_file, strict=False):
-        assert via_repl.result.ok == via_file.ok
+        assert via_repl.result.error_free == via_file.error_free
         assert [m.severity for m in via_repl.result.messages] == [m.severity for m in via_file.messages]
 
 
@@ -80,4 +80,4 @@ def test_tactic_mode(repl_lean):
 @pytest.mark.skipif(not STATUS.get("mathlib"), reason="Mathlib is not built in the Lake project")
 def test_mathlib(repl_lean):
     [result] = repl_lean.check([MATHLIB])
-    assert result.ok, result
+    assert result.error_free, result

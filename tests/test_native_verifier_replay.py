@@ -29,7 +29,7 @@ from leangym.lean_project.repl import parse_command_response
 from leangym.lean_project.repl_runtime import ReplRuntime, split_header
 from leangym.lean_project.types import Position
 from leangym.rewards import Policy, Problem, Verifier
-from leangym.rewards.assembly import Checked, assemble, judge
+from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.audit import judge_audit, parse_axioms
 from leangym.rewards.submission import parse_statement, read_submission
 
@@ -50,12 +50,12 @@ def native_double(log: Path) -> ReplRuntime:
     return ReplRuntime(ReplPool(command, workers=1, machine_slots=False), name="native", version="recorded", timeout=10)
 
 
-def located(source: str, body: str) -> Checked:
+def located(source: str, body: str) -> Assembled:
     """Where `body` sits in a recorded source, recorded as `assemble` records it for an assembled one."""
     start = source.rindex(body)
     line = source.count("\n", 0, start) + 1
     column = start - (source.rfind("\n", 0, start) + 1)
-    return Checked(source, line, column, source.count("\n") + 1, origin_line=1, origin_column=0)
+    return Assembled(source, line, column, source.count("\n") + 1, origin_line=1, origin_column=0)
 
 
 def test_judge_on_real_recorded_verdicts(tmp_path: Path) -> None:

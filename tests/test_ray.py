@@ -84,7 +84,7 @@ def test_killing_an_actor_mid_batch_loses_no_verdict(cluster: RayVerifier) -> No
 
 def test_the_runtime_checks_sources_on_the_actors(cluster: RayVerifier) -> None:
     ok, bad = cluster.runtime.check(["theorem t : 1 + 1 = 2 := rfl", "theorem u : 1 = 2 := rfl"])
-    assert ok.ok and bad.status == "ok" and not bad.ok
+    assert ok.error_free and bad.status == "ok" and not bad.error_free
     assert cluster.runtime.can_import("Std") and not cluster.runtime.can_import("Mathlib")
 
 

@@ -18,10 +18,10 @@ import repl_replay
 
 from leangym.lean_project.repl import (
     CommandResponse,
-    LeanError,
     ProofStepResponse,
     ReplFailure,
     ReplProcess,
+    ReplRefusal,
     parse_command_response,
     parse_proof_step_response,
 )
@@ -43,7 +43,7 @@ def test_every_recorded_answer_comes_back_through_the_client_and_parses():
                 assert raw == expected, path.name
                 is_tactic = "tactic" in request or "unpickleProofStateFrom" in request or "proofState" in request
                 parsed = parse_proof_step_response(raw) if is_tactic else parse_command_response(raw)
-                assert isinstance(parsed, (CommandResponse, ProofStepResponse, LeanError))
+                assert isinstance(parsed, (CommandResponse, ProofStepResponse, ReplRefusal))
         return len(pairs)
 
     with ThreadPoolExecutor(4) as threads:  # one fresh REPL per transcript, four at a time
@@ -77,11 +77,11 @@ def test_tactic_answers_keep_lean_s_reasons():
         assert error.is_error and error.text == "Unknown identifier `my_fake_premise`" and error.pos == Position(0, 0)
     with repl() as proc:
         start = proc.command("def f : Nat := by sorry")
-        assert proc.tactic("exat 42", start.sorries[0].proof_state) == LeanError(
+        assert proc.tactic("exat 42", start.sorries[0].proof_state) == ReplRefusal(
             "Lean error:\n<input>:1:1: unknown tactic"
         )
-        assert proc.tactic("exact 42", 1) == LeanError("Unknown proof state.")
-        assert proc.command("def f : Nat := by sorry", env=5) == LeanError("Unknown environment.")
+        assert proc.tactic("exact 42", 1) == ReplRefusal("Unknown proof state.")
+        assert proc.command("def f : Nat := by sorry", env=5) == ReplRefusal("Unknown environment.")
 
 
 def test_sorries_inside_tactics_and_traces():

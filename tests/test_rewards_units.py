@@ -215,24 +215,24 @@ def test_screen_policy_knobs() -> None:
 def test_assembly_is_trusted_text_around_the_body() -> None:
     sub = read("  simp")
     assert isinstance(sub, Submission)
-    checked = assemble(PROBLEM, STATEMENT, sub, Policy(max_heartbeats=1234))
-    assert checked.source == (
+    assembled = assemble(PROBLEM, STATEMENT, sub, Policy(max_heartbeats=1234))
+    assert assembled.source == (
         HEADER + "set_option maxHeartbeats 1234 in\n" + PROBLEM.formal_statement + "\n  simp\n\nexample := @t\n"
     )
-    assert checked.to_submission(Position(checked.body_line, 4)) == Position(1, 4)
-    assert checked.to_submission(Position(1, 0)) == Position(1, 0)  # in the trusted header: clamped
-    assert checked.in_existence_check(Position(checked.body_line + 2, 0))
+    assert assembled.to_submission(Position(assembled.body_line, 4)) == Position(1, 4)
+    assert assembled.to_submission(Position(1, 0)) == Position(1, 0)  # in the trusted header: clamped
+    assert assembled.in_existence_check(Position(assembled.body_line + 2, 0))
 
 
 def test_whole_file_body_keeps_its_columns() -> None:
     text = "theorem t (n : Nat) : n + 0 = n := by induction n with\n  | zero => rfl\n  | succ k ih => simp"
     sub = read(text)
     assert isinstance(sub, Submission)
-    checked = assemble(PROBLEM, STATEMENT, sub, Policy())
-    line = checked.source.splitlines()[checked.body_line - 1]
+    assembled = assemble(PROBLEM, STATEMENT, sub, Policy())
+    line = assembled.source.splitlines()[assembled.body_line - 1]
     assert line == " " * sub.column + " by induction n with"
-    assert checked.to_submission(Position(checked.body_line, sub.column + 4)) == Position(1, sub.column + 4)
-    assert checked.to_submission(Position(checked.body_line + 2, 5)) == Position(3, 5)
+    assert assembled.to_submission(Position(assembled.body_line, sub.column + 4)) == Position(1, sub.column + 4)
+    assert assembled.to_submission(Position(assembled.body_line + 2, 5)) == Position(3, 5)
 
 
 # --- policy ---

@@ -61,12 +61,12 @@ def errors(res: SourceResult) -> list[str]:
 )
 def test_true_theorems_are_accepted(mixed: dict[str, SourceResult], name: str) -> None:
     assert mixed[name].status == "ok"
-    assert mixed[name].ok, mixed[name].messages
+    assert mixed[name].error_free, mixed[name].messages
 
 
 def test_false_theorem_error_is_at_the_failing_tactic(mixed: dict[str, SourceResult]) -> None:
     res = mixed["false_decide"]
-    assert res.status == "ok" and not res.ok
+    assert res.status == "ok" and not res.error_free
     [err] = [m for m in res.messages if m.is_error]
     assert (err.pos.line, err.pos.column) == (1, MIXED["false_decide"].index("decide"))
     assert "2 + 2 = 5" in err.text
@@ -80,7 +80,7 @@ def test_error_on_a_later_line_maps_to_that_line(mixed: dict[str, SourceResult])
 
 def test_sorry_is_a_warning_of_kind_has_sorry(mixed: dict[str, SourceResult]) -> None:
     res = mixed["sorry"]
-    assert res.status == "ok" and res.ok  # Lean accepts it with a warning: the verifier rejects it
+    assert res.status == "ok" and res.error_free  # Lean accepts it with a warning: the verifier rejects it
     [warn] = res.messages
     assert (warn.severity, warn.kind, warn.text) == ("warning", "hasSorry", "declaration uses `sorry`")
     assert (warn.pos.line, warn.pos.column) == (1, MIXED["sorry"].index("t :"))
@@ -104,34 +104,34 @@ def test_namespaces_do_not_leak_into_messages(mixed: dict[str, SourceResult]) ->
 
 
 def test_local_notation_and_options_stay_in_their_source(mixed: dict[str, SourceResult]) -> None:
-    assert mixed["local_notation"].ok
+    assert mixed["local_notation"].error_free
     assert errors(mixed["after_local_notation"])
-    assert mixed["set_option_pp"].ok
+    assert mixed["set_option_pp"].error_free
     [info] = mixed["after_set_option"].messages
     assert info.text == "1 + 1 : Nat"  # with pp.all leaked it would print `@HAdd.hAdd Nat Nat Nat …`
     assert errors(mixed["after_open"])  # `succ` unknown without `open Nat`
 
 
 def test_global_instance_and_attribute_do_not_reach_neighbours(mixed: dict[str, SourceResult]) -> None:
-    assert mixed["global_instance"].ok
+    assert mixed["global_instance"].error_free
     assert errors(mixed["after_instance"])  # 99 is 99 again
-    assert mixed["global_simp"].ok
-    assert mixed["global_simp_attribute"].ok  # with `Nat.mul_comm` a simp lemma, simp proves it
+    assert mixed["global_simp"].error_free
+    assert mixed["global_simp_attribute"].error_free  # with `Nat.mul_comm` a simp lemma, simp proves it
     assert errors(mixed["after_global_simp_attribute"])  # and without it, not: the attribute stayed behind
 
 
 def test_unterminated_comment_and_exit_spoil_nothing_else(mixed: dict[str, SourceResult]) -> None:
     assert any("unterminated comment" in e for e in errors(mixed["unterminated"]))
-    assert mixed["after_unterminated"].ok
+    assert mixed["after_unterminated"].error_free
     exit_messages = mixed["exit"].messages
     assert mixed["exit"].status == "ok" and any("exit" in m.text for m in exit_messages)
     assert not any("False" in m.text for m in exit_messages)  # `theorem u : False` after it was never checked
-    assert mixed["after_exit"].ok
+    assert mixed["after_exit"].error_free
 
 
 def test_other_imports_are_checked_in_their_own_group(mixed: dict[str, SourceResult]) -> None:
     res = mixed["std_import"]
-    assert res.ok, res.messages
+    assert res.error_free, res.messages
 
 
 def test_an_import_the_runtime_lacks_is_an_infrastructure_error(mixed: dict[str, SourceResult]) -> None:
@@ -148,5 +148,5 @@ def test_a_looping_source_times_out_and_its_neighbours_keep_their_verdicts(lean:
         timeout=8,
     )
     assert looping.status == "timeout" and looping.error is not None and looping.error.kind == "timeout"
-    assert before.ok and after.ok
+    assert before.error_free and after.error_free
     assert bad.status == "ok" and errors(bad)

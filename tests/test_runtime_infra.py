@@ -245,4 +245,4 @@ def test_a_session_past_its_memory_cap_is_restarted_and_no_verdict_is_lost() -> 
     with embedded.session_runtime(recycle_mb=500) as runtime:  # every session is past 500 MB once it started
         results = runtime.check(["theorem r : 1 + 1 = 2 := rfl", "theorem w : 1 = 2 := rfl"])
         assert runtime.pool.workers[0].generation == 2  # the second source ran in a fresh session
-    assert [r.ok for r in results] == [True, False]
+    assert [r.error_free for r in results] == [True, False]
