@@ -132,8 +132,9 @@ def test_generator_is_reproducible_with_a_seed(tiny):
     sampling = SamplingConfig(max_new_tokens=3, seed=7)
     first = gen.generate(prompts, 2, sampling)
     assert first == gen.generate(prompts, 2, sampling)
-    texts = {c.text for g in gen.generate(prompts, 2, SamplingConfig(max_new_tokens=3, seed=8)) for c in g}
-    assert texts  # another seed samples (usually) other tactics; it must still work
+    other = gen.generate(prompts, 2, SamplingConfig(max_new_tokens=3, seed=8))
+    assert [len(g) for g in other] == [2, 2, 2]
+    assert other != first  # the seed is what fixed the samples: another one samples others
 
 
 def test_stop_strings_cut_text_and_keep_the_stop_token(tiny):
