@@ -211,14 +211,12 @@ def run_eval(
     A set that needs what the runtime lacks (miniF2F's Mathlib on the embedded runtime) is
     refused before any Lean run and before the agent (a model, say) is loaded.
     """
-    from leangym.envs.problems import load_problems, require_runtime
+    from leangym.envs.problems import load_problems
 
     run = RunDir(Path(out))
     verifier = verifier if verifier is not None else _verifier(runtime, timeout)
     label = problems if isinstance(problems, str) else "the problems"
-    todo_all = load_problems(problems) if isinstance(problems, str) else list(problems)
-    todo_all = todo_all[:limit] if limit is not None else todo_all
-    require_runtime(todo_all, verifier.runtime, str(label))
+    todo_all = load_problems(problems, runtime=verifier.runtime)[:limit]
     agent_name = agent if isinstance(agent, str) else agent.name
     config = {
         "problems": label,

@@ -34,13 +34,12 @@ from typing import TYPE_CHECKING, Any
 from leangym.agents.generation import SamplingConfig
 from leangym.agents.grpo import GRPOConfig, LossNorm
 from leangym.agents.prompts import DEFAULT_STOP, TEMPLATES
+from leangym.envs.problems import ProblemSetError, load_problems
 
 if TYPE_CHECKING:
     from leangym.agents.grpo import GRPOTrainer
-    from leangym.lean_project import LeanRuntime
     from leangym.rewards.problem import Problem
 
-TOY_SET = Path(__file__).parent / "data" / "toy.jsonl"
 
 # The sections of a config: each is the named class's own settings, nested as they are.
 SECTIONS: dict[str, type[GRPOConfig] | type[SamplingConfig]] = {"grpo": GRPOConfig, "sampling": SamplingConfig}
@@ -61,7 +60,7 @@ class TrainConfig:
 
     # what to train, on what
     model: str = "tiny"  # "tiny" (built locally, agents/tiny.py) or a transformers model name or folder
-    problems: str = "toy"  # "toy" (agents/data/toy.jsonl), a problem-set spec such as "core:valid", or a .jsonl path
+    problems: str = "toy"  # a problem-set spec (envs/problems.py): "toy", "core:valid", a .jsonl path
     template: str = "plain"  # prompt template: plain | fence | chat (agents/prompts.py)
     dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU: grpo.bf16)
     lora: dict[str, Any] | None = None  # e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}; needs [lora]
@@ -222,26 +221,6 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 
 # -- problems ---------------------------------------------------------------------------
-
-
-def load_problem_set(spec: str, runtime: LeanRuntime | None = None) -> list[Problem]:
-    """`toy` (agents/data/toy.jsonl, `toy:SPLIT` too), or any spec of `leangym.envs.problems.load_problems`.
-
-    With `runtime`, a set whose headers need modules the runtime cannot load (miniF2F's
-    Mathlib on the embedded runtime) is refused before any model is loaded.
-    """
-    from leangym.envs.problems import ProblemSetError, load_problems
-
-    name, sep, split = spec.partition(":")
-    if name == "toy":
-        spec = f"{TOY_SET}{sep}{split}"
-    try:
-        problems = list(load_problems(spec, runtime=runtime))
-    except (ProblemSetError, OSError) as e:
-        raise ConfigError(str(e)) from e
-    if not problems:
-        raise ConfigError(f"problem set {spec!r} is empty")
-    return problems
 
 
 def problems_for_step(problems: list[Problem], step: int, batch_size: int, seed: int) -> list[Problem]:
@@ -465,7 +444,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     (out / "config.yaml").write_text(_yaml(cfg.settings()), encoding="utf-8")
 
     verifier = make_verifier(cfg.ray, cfg.runtime)
-    problems = load_problem_set(cfg.problems, runtime=verifier.runtime)
+    try:
+        problems = load_problems(cfg.problems, runtime=verifier.runtime)
+    except (ProblemSetError, OSError) as e:
+        raise ConfigError(str(e)) from e
     model_path = initial_model_path(cfg, problems, out)
     policy, reference, tokenizer = load_models(cfg, model_path, checkpoint if resume else None)
     generator = make_generator(

@@ -17,25 +17,15 @@ if TYPE_CHECKING:
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 
 
-def load_problem_list(problems: ProblemsArg, runtime: LeanRuntime) -> list[Problem]:
-    """A set name (`core:test`), a JSONL path, or `Problem`s, as a non-empty list with unique names.
+def env_problems(problems: ProblemsArg, runtime: LeanRuntime) -> list[Problem]:
+    """The env's problems (`envs.problems.load_problems`), whose names must be unique: `reset` picks by name."""
+    from leangym.envs.problems import load_problems
 
-    Problems whose imports `runtime` cannot load (miniF2F's Mathlib on the embedded runtime)
-    are refused here, before any episode, with the runtime that can.
-    """
-    from leangym.envs.problems import load_problems, require_runtime
-
-    named = isinstance(problems, str | os.PathLike)
-    loaded = load_problems(os.fspath(problems)) if named else list(problems)  # type: ignore[arg-type]
-    if not loaded:
-        raise ValueError(f"no problems in {problems!r}")
-    if not all(isinstance(p, Problem) for p in loaded):
-        raise TypeError("problems= takes a set name, a JSONL path, or a list of leangym.rewards.Problem")
+    loaded = load_problems(problems, runtime=runtime)
     names = [p.name for p in loaded]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"problem names must be unique: {dup!r} appears twice")
-    require_runtime(loaded, runtime, str(problems) if named else "these problems")
     return loaded
 
 

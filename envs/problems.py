@@ -6,6 +6,7 @@
     load_problems("minif2f-core:valid")  # the miniF2F statements the core library can state
     load_problems("my_set.jsonl")        # your own JSONL file (`my_set.jsonl:test` keeps one split)
     load_problems("random/test.json")    # a LeanDojo benchmark file (its theorem records)
+    load_problems([Problem(...), ...])   # your own problems, checked as the others are
 
 A JSONL row is one problem, in the shape of miniF2F's Lean 4 release and DeepSeek-Prover:
 `name`, `formal_statement` (`theorem … := by`), and optionally `header` (imports, options,
@@ -20,6 +21,8 @@ The sets (docs/problem_sets.md):
   alone, given `MINIF2F_CORE_PRELUDE` instead of the Mathlib header. The subset is derived
   by checking every statement (`leangym problems derive-minif2f-core`, `envs/cli.py`).
 * `core`: leangym's own competition-style problems with reference proofs, no Mathlib needed.
+* `toy`: 15 problems, each closed by exactly one of `omega`, `decide`, `simp`: the GRPO demo's
+  task (agents/configs/demo.yaml).
 
 The `core` set's `difficulty` field is the first of `PORTFOLIO_TACTICS` that proves a problem
 (measured by `leangym problems check-core`). LeanDojo records become problems in `envs/dojo.py`.
@@ -35,7 +38,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leangym.envs.dojo import load_leandojo
 from leangym.rewards.problem import Problem
 
 if TYPE_CHECKING:
@@ -107,6 +109,11 @@ SETS: dict[str, ProblemSet] = {
             "core.jsonl",
             "leangym's own competition-style problems, with reference proofs; no Mathlib",
         ),
+        ProblemSet(
+            "toy",
+            "toy.jsonl",
+            "15 problems, each closed by exactly one of omega, decide, simp: the GRPO demo's task",
+        ),
     )
 }
 
@@ -116,13 +123,31 @@ def list_sets() -> list[ProblemSet]:
     return list(SETS.values())
 
 
-def load_problems(spec: str | os.PathLike[str], *, runtime: LeanRuntime | None = None) -> list[Problem]:
-    """The problems named by `spec`: `SET`, `SET:SPLIT`, a JSONL or LeanDojo file, or `FILE:SPLIT`.
+def load_problems(
+    spec: str | os.PathLike[str] | Sequence[Problem], *, runtime: LeanRuntime | None = None
+) -> list[Problem]:
+    """The problems named by `spec` (`SET`, `SET:SPLIT`, a JSONL or LeanDojo file, `FILE:SPLIT`), or given.
 
-    With `runtime`, refuse at once (before any Lean run) a set whose headers import modules
-    the runtime cannot load, such as miniF2F's Mathlib on the embedded runtime.
+    Every user of problems (the envs, `leangym train`, `leangym eval`) loads them here, so they
+    all refuse the same things: an empty set, and, with `runtime`, a set whose headers import
+    modules the runtime cannot load (miniF2F's Mathlib on the embedded runtime), before any
+    Lean run or model load.
     """
-    text = os.fspath(spec)
+    if isinstance(spec, str | os.PathLike):
+        label = os.fspath(spec)
+        problems = _load_spec(label)
+    else:
+        label, problems = "these problems", list(spec)
+        if not all(isinstance(p, Problem) for p in problems):
+            raise TypeError("problems: give a set name, a JSONL path, or a list of leangym.rewards.Problem")
+    if not problems:
+        raise ProblemSetError(f"{label} is empty: no problems in it")
+    if runtime is not None:
+        require_runtime(problems, runtime, label)
+    return problems
+
+
+def _load_spec(text: str) -> list[Problem]:
     source, split = _parse_spec(text)
     problems = SETS[source].load() if source in SETS else load_file(source)
     if split is not None:
@@ -130,8 +155,6 @@ def load_problems(spec: str | os.PathLike[str], *, runtime: LeanRuntime | None =
         problems = [p for p in problems if p.split == split]
         if not problems:
             raise ProblemSetError(f"{source} has no split {split!r}: its splits are {', '.join(splits) or 'none'}")
-    if runtime is not None:
-        require_runtime(problems, runtime, text)
     return problems
 
 
@@ -176,6 +199,8 @@ def load_file(path: str | os.PathLike[str]) -> list[Problem]:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise ProblemSetError(f"{path}: expected a JSON list of records (a LeanDojo benchmark file)")
     if data and "traced_tactics" in data[0]:
+        from leangym.envs.dojo import load_leandojo  # its module holds the LeanDojo adapter too
+
         return load_leandojo(data, split=path.stem)
     return [_row(r, f"{path} record {i}") for i, r in enumerate(data)]
 

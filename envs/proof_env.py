@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, load_problem_list, pick_problem
+from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, env_problems, pick_problem
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
@@ -147,7 +147,7 @@ def hold_problems(
     """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
     hold = SharedVerifier(runtime, policy, verifier)
     try:
-        loaded = load_problem_list(problems, hold.verifier.runtime)
+        loaded = env_problems(problems, hold.verifier.runtime)
         check_fits(loaded, observation_space, list(OBSERVATION_LIMITS))
     except Exception:
         hold.release()

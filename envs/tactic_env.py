@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import networkx as nx
 
-from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, load_problem_list, pick_problem
+from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, env_problems, pick_problem
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.tactics import (
@@ -128,7 +128,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self._hold = SharedVerifier(runtime, policy, verifier)
         self.verifier = self._hold.verifier
         try:
-            self.problems = load_problem_list(problems, self.verifier.runtime)
+            self.problems = env_problems(problems, self.verifier.runtime)
             check_fits(
                 self.problems, self.observation_space, {"header": "header", "formal_statement": "formal_statement"}
             )

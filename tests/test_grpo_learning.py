@@ -1,6 +1,6 @@
 """The honest learning test: GRPO with rewards from the real embedded Lean kernel makes a tiny policy better.
 
-The toy set (agents/data/toy.jsonl) has 15 problems, each closed by exactly one tactic of the
+The toy set (envs/data/toy.jsonl) has 15 problems, each closed by exactly one tactic of the
 tiny model's vocabulary (omega, decide or simp; rfl closes none). The model starts out
 choosing among the tactics uniformly (agents/tiny.py's format prior), so its mean reward is
 about 0.25; only the kernel's verdicts can teach it which tactic fits which problem.
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from leangym.agents.train import TOY_SET, load_config, load_problem_set, train
+from leangym.agents.train import load_config, train
+from leangym.envs.problems import DATA, load_problems
 from leangym.rewards import get_verifier
 
 pytestmark = pytest.mark.lean
@@ -29,7 +30,7 @@ DEMO = Path(__file__).resolve().parents[1] / "agents" / "configs" / "demo.yaml"
 
 @pytest.fixture(scope="module")
 def toy():
-    return load_problem_set("toy")
+    return load_problems("toy")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_toy_set_premise_each_problem_has_exactly_one_closing_word(toy, table):
         closing = sorted(w for (name, w), v in table.items() if name == p.name and v.proved)
         assert closing == [p.category], p.name
     assert {p.category for p in toy} == {"omega", "decide", "simp"}
-    assert len(toy) == sum(1 for _ in TOY_SET.open(encoding="utf-8"))
+    assert len(toy) == sum(1 for _ in (DATA / "toy.jsonl").open(encoding="utf-8"))
 
 
 def test_grpo_raises_the_mean_reward(table, tmp_path):
@@ -82,7 +83,7 @@ def test_grpo_raises_the_mean_reward(table, tmp_path):
     folder = tmp_path / "run" / "checkpoint" / "model"
     model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), load_tokenizer(str(folder))
     greedy = SamplingConfig(temperature=0, max_new_tokens=1)
-    toy = load_problem_set("toy")
+    toy = load_problems("toy")
     picks = [
         g[0].text for g in HFGenerator(model, tokenizer).generate([render_prompt(p, "plain") for p in toy], 1, greedy)
     ]

@@ -24,7 +24,8 @@ from leangym.lean_project import LeanRuntime
 
 
 def test_shipped_sets_and_splits() -> None:
-    assert [s.name for s in list_sets()] == ["minif2f", "minif2f-core", "core"]
+    assert [s.name for s in list_sets()] == ["minif2f", "minif2f-core", "core", "toy"]
+    assert len(load_problems("toy")) == 15
     minif2f = load_problems("minif2f")
     assert len(minif2f) == 488
     assert len(load_problems("minif2f:test")) == len(load_problems("minif2f:valid")) == 244
@@ -35,6 +36,15 @@ def test_shipped_sets_and_splits() -> None:
     assert {p.split for p in core} == {"valid", "test"}
     assert all(p.reference_proof and p.category and p.header.startswith("set_option autoImplicit false") for p in core)
     assert all(p.extra["difficulty"] in (*PORTFOLIO_TACTICS, None) for p in core)
+
+
+def test_given_problems_are_checked_as_loaded_ones() -> None:
+    core = load_problems("core:test")
+    assert load_problems(core[:3]) == core[:3]
+    with pytest.raises(ProblemSetError, match="empty"):
+        load_problems([])
+    with pytest.raises(TypeError, match=r"leangym\.rewards\.Problem"):
+        load_problems([core[0], {"name": "not a Problem"}])  # type: ignore[list-item]
 
 
 def test_core_rows_follow_the_documented_format() -> None:

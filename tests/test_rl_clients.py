@@ -17,14 +17,14 @@ import pytest
 
 from leangym.agents.hf_dataset import problems_dataset
 from leangym.agents.tiny import TACTICS, build_tiny
-from leangym.agents.train import load_problem_set
 from leangym.cli import main as leangym_main
+from leangym.envs.problems import load_problems
 from leangym.lean_project import LeanRuntime, SourceResult
 from leangym.lean_project.types import InfraError
 from leangym.rewards import Policy, Problem, Verifier, compute_score, compute_score_batch, get_verifier
 from leangym.rewards.adapters import VerifierUnavailable, completion_text, make_lean_reward
 
-TOY = load_problem_set("toy")
+TOY = load_problems("toy")
 
 
 def test_problem_sets_become_trl_datasets() -> None:

@@ -22,13 +22,13 @@ from leangym.agents.train import (
     ConfigError,
     TrainConfig,
     load_config,
-    load_problem_set,
     plot_rewards,
     problems_for_step,
     restore_checkpoint,
     save_checkpoint,
 )
 from leangym.cli import main
+from leangym.envs.problems import ProblemSetError, load_problems
 
 DEMO = Path(__file__).resolve().parents[1] / "agents" / "configs" / "demo.yaml"
 
@@ -118,7 +118,7 @@ def test_cli_reports_config_errors(capsys):
 
 
 def test_batches_cover_each_epoch_and_repeat_on_resume():
-    problems = load_problem_set("toy")
+    problems = load_problems("toy")
     first_epoch = [p.name for s in range(3) for p in problems_for_step(problems, s, 5, seed=0)]
     assert sorted(first_epoch) == sorted(p.name for p in problems)  # 15 problems, 3 steps of 5
     assert problems_for_step(problems, 7, 5, seed=0) == problems_for_step(problems, 7, 5, seed=0)
@@ -126,14 +126,14 @@ def test_batches_cover_each_epoch_and_repeat_on_resume():
 
 
 def test_problem_files_and_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown problem set"):
-        load_problem_set(str(tmp_path / "none.jsonl"))
+    with pytest.raises(ProblemSetError, match="unknown problem set"):
+        load_problems(str(tmp_path / "none.jsonl"))
     (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(ConfigError, match="empty"):
-        load_problem_set(str(tmp_path / "empty.jsonl"))
+    with pytest.raises(ProblemSetError, match="empty"):
+        load_problems(str(tmp_path / "empty.jsonl"))
     row = {"name": "t", "formal_statement": "theorem t : 1 = 1 := by"}
     (tmp_path / "one.jsonl").write_text(json.dumps(row) + "\n")
-    assert [p.name for p in load_problem_set(str(tmp_path / "one.jsonl"))] == ["t"]
+    assert [p.name for p in load_problems(str(tmp_path / "one.jsonl"))] == ["t"]
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_lora_run_and_resume(shared_verifier, tmp_path):
     from leangym.agents.tiny import build_tiny
     from leangym.agents.train import train
 
-    problems = load_problem_set("toy")
+    problems = load_problems("toy")
     model, tokenizer = build_tiny([render_prompt(p, "plain") for p in problems], seed=0)
     base = tmp_path / "base"
     model.save_pretrained(base)

@@ -25,7 +25,7 @@ import tempfile
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="tiny", help="`tiny` (built here) or a Hugging Face model name or path")
-    ap.add_argument("--problems", default="toy", help="`toy` (agents/data/toy.jsonl) or a problem-set spec")
+    ap.add_argument("--problems", default="toy", help="`toy` (envs/data/toy.jsonl) or a problem-set spec")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--group", type=int, default=8, help="completions per prompt (TRL's num_generations)")
     ap.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU, `pip install -e '.[gpu]'`)")
@@ -37,11 +37,11 @@ def main() -> None:
 
     from leangym.agents.hf_dataset import problems_dataset
     from leangym.agents.tiny import TACTICS, build_tiny
-    from leangym.agents.train import load_problem_set
+    from leangym.envs.problems import load_problems
     from leangym.rewards import make_lean_reward
     from leangym.rewards.adapters import completion_text
 
-    problems = load_problem_set(args.problems)
+    problems = load_problems(args.problems)
     dataset = problems_dataset(problems, style="plain")
     if args.model == "tiny":
         model, tokenizer = build_tiny(dataset["prompt"], tactics=(*TACTICS, "sorry"))
