@@ -216,7 +216,7 @@ def run_eval(
     run = RunDir(Path(out))
     verifier = verifier if verifier is not None else _verifier(runtime, timeout)
     label = problems if isinstance(problems, str) else "the problems"
-    todo_all = load_problems(problems, runtime=verifier.runtime)[:limit]
+    todo_all = load_problems(load_problems(problems)[:limit], runtime=verifier.runtime)  # check what runs
     agent_name = agent if isinstance(agent, str) else agent.name
     config = {
         "problems": label,

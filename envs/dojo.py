@@ -12,7 +12,7 @@ Each `Problem` keeps the repository, commit, file and full name in `extra`: a th
 repository elaborates only inside its file (its namespaces, variables, earlier lemmas), so
 `DojoTactics` runs it there, through `lean_dojo.Dojo`, rather than through leangym's verifier.
 `DojoTactics` answers with the `TacticState`/`TacticResult` of leangym's tactic mode
-(`leangym.lean_project.tactics`), so a tactic environment can take either backend. `lean_dojo`
+(`leangym.lean_project.tactics`); its `start()` takes no statement (the theorem is LeanDojo's). `lean_dojo`
 (`pip install 'lean-gym[dojo]'`) is imported only when used: `load_leandojo`, which reads the
 records of a LeanDojo benchmark file (`leangym.envs.problems.load_problems("random/test.json")`),
 does not need it.

@@ -75,7 +75,8 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
     * `runtime`: `"embedded"` (Lean in WebAssembly) or `"native"` (Mathlib possible), or a
       `LeanRuntime` (see docs/envs.md, "Lean processes").
     * `policy`: the verifier's `Policy` (or its fields as a dict); the default is strict.
-    * `verifier`: a verifier of your own (anything with `verify_batch`), yours to close;
+    * `verifier`: a verifier of your own (a `Verifier`, or one with its `verify`, `verify_batch`,
+      `runtime` and `policy`, such as `RayVerifier`), yours to close;
       else the process's shared one for (runtime, policy).
     * `render_mode`: `None` or `"ansi"`.
     """

@@ -67,8 +67,9 @@ def starts_command(line: str) -> bool:
     tokens = tokenize(line)
     if not tokens:
         return False
-    first = tokens[0]
-    return first.kind == "comment" or first.text in ("#", "@") or first.name in COMMAND_WORDS | SETUP_COMMANDS
+    first, second = tokens[0], tokens[1].text if len(tokens) > 1 else ""
+    attribute = first.text == "@" and second == "["  # `@[simp] theorem …`, not `@Nat.le_trans …`
+    return first.kind == "comment" or first.text == "#" or attribute or first.name in COMMAND_WORDS | SETUP_COMMANDS
 
 
 # Characters that may start (and continue) an identifier, following Lean's `isLetterLike`.

@@ -63,7 +63,7 @@ def _tool(name: str) -> str | None:
 def _run(argv: list[str], cwd: Path | None = None) -> str:
     """A toolchain query (`lean --version`, `lake env`), run as every Lean process is (`process.run_to_end`)."""
     try:
-        done = run_to_end(argv, dict(os.environ), timeout=300.0, memory_mb=QUERY_MEMORY_MB, cwd=cwd)
+        done = run_to_end(argv, dict(os.environ), timeout=300.0, memory_mb=QUERY_MEMORY_MB, cwd=cwd, machine_slot=False)
     except OSError as e:
         raise LeanRuntimeError(f"cannot run `{' '.join(argv)}`: {e}") from e
     if done.returncode != 0:

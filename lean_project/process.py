@@ -154,7 +154,11 @@ class LeanProcess:
         return self._proc.poll()
 
     def rss_mb(self) -> float:
-        """Resident memory of the whole process group, in MiB."""
+        """Anonymous resident memory of the whole process group, in MiB.
+
+        File-backed pages (a native toolchain's memory-mapped `.olean` files, Mathlib's run to
+        gigabytes and are shared) are not counted, as the REPL pool does not count them.
+        """
         total_kb = 0
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -165,7 +169,7 @@ class LeanProcess:
                 if int(fields[2]) != self.pid:  # field 5 of /proc/PID/stat: process group
                     continue
                 for line in Path(entry.path, "status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("RssAnon:"):
                         total_kb += int(line.split()[1])
             except (OSError, ValueError, IndexError):
                 continue
@@ -215,22 +219,27 @@ def run_to_end(
     timeout: float,
     memory_mb: float,
     cwd: Path | None = None,
+    machine_slot: bool = True,
     poll_s: float = 0.05,
 ) -> Finished:
     """Run one Lean process to its end, as every Lean process of this project runs.
 
-    It waits for a machine-wide run slot, runs in its own process group that dies with this
-    Python process, and is killed (with its group) past `timeout` seconds or `memory_mb`.
+    It waits for a machine-wide run slot (unless `machine_slot` is off: a cheap query such as
+    `lean --version` must not wait behind proof checking), runs in its own process group that
+    dies with this Python process, and is killed (with its group) past `timeout` seconds or
+    `memory_mb`.
     """
-    slot = run_slots().acquire()
+    slot = run_slots().acquire() if machine_slot else None
     workdir = private_dir("leangym-run-")
     try:
         proc = LeanProcess(argv, env, workdir, workdir / "input", cwd=cwd)
-    except OSError:
-        os.close(slot)
+    except BaseException:
+        if slot is not None:
+            os.close(slot)
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    proc.slots.append(slot)
+    if slot is not None:
+        proc.slots.append(slot)
     stopped: str | None = None
     try:
         while proc.returncode() is None:

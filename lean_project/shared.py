@@ -65,24 +65,27 @@ class SharedRuntime:
 
     def release(self) -> None:
         """Give a hold back; the last one closes the runtime unless it is pinned (no hold: nothing to do)."""
-        with self._lock:
+        with self._lock:  # decided and done under one lock: no `hold` or `pin` can slip in between
             if self.holds == 0:
                 return
             self.holds -= 1
-            last = self.holds == 0 and not self.pinned
-        if last:
-            self.close()
+            if self.holds == 0 and not self.pinned:
+                self._close_locked()
 
     def pin(self) -> None:
         """Keep the runtime up for the rest of the process (or until `close`), whatever the holds do."""
-        self.pinned = True
+        with self._lock:
+            self.pinned = True
 
     def close(self) -> None:
         """Close the runtime now if the registry made it (its Lean processes end; the next `get` makes a new one)."""
         with self._lock:
-            if self.owned and self._runtime is not None:
-                self._runtime.close()
-                self._runtime = None
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self.owned and self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
 
 
 def shared_runtime(runtime: LeanRuntime | str = "embedded") -> SharedRuntime:

@@ -151,8 +151,7 @@ def test_train_checkpoints_load_in_transformers_and_eval(lean: LeanRuntime, tmp_
     model = AutoModelForCausalLM.from_pretrained(out / "checkpoint" / "model")
     assert model.num_parameters() > 0
     agent = f"hf:{out / 'checkpoint' / 'model'}"
-    toy = Path(__file__).resolve().parents[1] / "agents" / "data" / "toy.jsonl"
-    args = ["eval", "--problems", str(toy), "--agent", agent, "-k", "2", "--out", str(tmp_path / "eval")]
+    args = ["eval", "--problems", "toy", "--agent", agent, "-k", "2", "--out", str(tmp_path / "eval")]
     assert leangym_main([*args, "--max-new-tokens", "1"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == len(TOY) and all(r["n"] == 2 for r in rows)
