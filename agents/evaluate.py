@@ -235,6 +235,7 @@ def run_eval(
     if todo:
         prover = make_agent(agent, **(agent_options or {})) if isinstance(agent, str) else agent
         n = 1 if prover.deterministic else k
+        config["deterministic"] = prover.deterministic  # the summary reports the agent's flag
         started = time.monotonic()
         try:
             _attempt_all(prover, todo, n, verifier, run, batch, progress)
@@ -323,7 +324,8 @@ def category_of(problem: Problem) -> str:
 
 def summarize(rows: Sequence[dict[str, Any]], k: int, config: dict[str, Any]) -> dict[str, Any]:
     """pass@k per split and overall, solved problems per category, and how many Lean could not decide."""
-    deterministic = k > 1 and all(r["n"] == 1 for r in rows)  # the agent gave one attempt for k samples
+    # The agent's flag (a run from before it was recorded: one attempt where k were asked).
+    deterministic = bool(config.get("deterministic", k > 1 and all(r["n"] == 1 for r in rows)))
     ks = ks_up_to(k)
     by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:

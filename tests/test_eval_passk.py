@@ -83,6 +83,10 @@ def test_a_deterministic_agent_reports_its_one_attempt_for_every_k() -> None:
     s = summarize(rows, 8, {"problems": "core:test", "agent": "portfolio", "k": 8})
     assert s["deterministic"]
     assert s["splits"]["test"]["pass_at_k"] == {"1": 0.5, "2": 0.5, "4": 0.5, "8": 0.5}
+    at_one = summarize(rows, 1, {"problems": "core:test", "agent": "portfolio", "k": 1, "deterministic": True})
+    assert at_one["deterministic"] and at_one["splits"]["test"]["pass_at_k"] == {"1": 0.5}
+    sampled = summarize(rows, 1, {"problems": "core:test", "agent": "hf:m", "k": 1, "deterministic": False})
+    assert not sampled["deterministic"]
 
 
 def test_agents_by_name_and_plugged_in_by_module_path() -> None:
