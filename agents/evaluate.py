@@ -211,12 +211,13 @@ def run_eval(
     A set that needs what the runtime lacks (miniF2F's Mathlib on the embedded runtime) is
     refused before any Lean run and before the agent (a model, say) is loaded.
     """
-    from leangym.envs.problems import load_problems
+    from leangym.envs.problems import load_problems, require_runtime
 
     run = RunDir(Path(out))
     verifier = verifier if verifier is not None else _verifier(runtime, timeout)
     label = problems if isinstance(problems, str) else "the problems"
-    todo_all = load_problems(load_problems(problems)[:limit], runtime=verifier.runtime)  # check what runs
+    todo_all = load_problems(problems)[:limit]
+    require_runtime(todo_all, verifier.runtime, str(label))  # what runs must be loadable here
     agent_name = agent if isinstance(agent, str) else agent.name
     config = {
         "problems": label,

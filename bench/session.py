@@ -35,8 +35,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean_project import FileRuntime, embedded, get_runtime
-from leangym.lean_project.process import private_dir
-from leangym.lean_project.repl import private_rss_mb
+from leangym.lean_project.process import private_dir, private_rss_mb
 from leangym.rewards import Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"

@@ -13,8 +13,10 @@ from leangym.rewards.problem import Problem
 
 if TYPE_CHECKING:
     from leangym.rewards.policy import Policy
+    from leangym.rewards.verifier import Verifier
 
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
+RENDER_MODES = ["ansi"]  # both envs render their state as text
 
 
 def env_problems(problems: ProblemsArg, runtime: LeanRuntime) -> list[Problem]:
@@ -73,3 +75,29 @@ def pick_problem(problems: Sequence[Problem], by_name: Mapping[str, Problem], na
         some = ", ".join(list(by_name)[:5])
         raise KeyError(f"no problem named {name!r} in this set ({len(by_name)} problems: {some}, …)")
     return by_name[name]
+
+
+def check_render_mode(render_mode: str | None) -> str | None:
+    """The render mode, refused at construction when it is not one the env has."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
+    return render_mode
+
+
+def hold_problems(
+    problems: ProblemsArg,
+    runtime: LeanRuntime | str,
+    policy: Policy | Mapping[str, Any] | None,
+    verifier: Verifier | None,
+    observation_space: spaces.Dict,
+    fields: Sequence[str],
+) -> tuple[SharedVerifier, list[Problem]]:
+    """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
+    hold = SharedVerifier(runtime, policy, verifier)
+    try:
+        loaded = env_problems(problems, hold.verifier.runtime)
+        check_fits(loaded, observation_space, fields)
+    except Exception:
+        hold.release()
+        raise
+    return hold, loaded

@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, env_problems, pick_problem
+from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
@@ -28,7 +28,6 @@ from leangym.rewards.verifier import Verifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "informal_statement": 8192}
 MAX_PROOF_CHARS = 65536
-RENDER_MODES = ["ansi"]
 
 
 class LeanProofEnv(gym.Env[dict[str, str], str]):
@@ -94,7 +93,9 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
     ):
         self.render_mode = check_render_mode(render_mode)
         self.observation_space, self.action_space = single_spaces()
-        self._hold, self.problems = hold_problems(problems, runtime, policy, verifier, self.observation_space)
+        self._hold, self.problems = hold_problems(
+            problems, runtime, policy, verifier, self.observation_space, list(OBSERVATION_LIMITS)
+        )
         self.verifier = self._hold.verifier
         self._by_name = {p.name: p for p in self.problems}
         self.problem: Problem | None = None
@@ -129,31 +130,6 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
 def single_spaces() -> tuple[spaces.Dict, LeanText]:
     """One episode's observation and action spaces."""
     return text_dict(**OBSERVATION_LIMITS), LeanText(MAX_PROOF_CHARS)
-
-
-def check_render_mode(render_mode: str | None) -> str | None:
-    """The render mode, refused at construction when it is not one the env has."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
-    return render_mode
-
-
-def hold_problems(
-    problems: ProblemsArg,
-    runtime: LeanRuntime | str,
-    policy: Policy | Mapping[str, Any] | None,
-    verifier: Verifier | None,
-    observation_space: spaces.Dict,
-) -> tuple[SharedVerifier, list[Problem]]:
-    """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
-    hold = SharedVerifier(runtime, policy, verifier)
-    try:
-        loaded = env_problems(problems, hold.verifier.runtime)
-        check_fits(loaded, observation_space, list(OBSERVATION_LIMITS))
-    except Exception:
-        hold.release()
-        raise
-    return hold, loaded
 
 
 def observation(problem: Problem) -> dict[str, str]:

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import networkx as nx
 
-from leangym.envs.common import ProblemsArg, SharedVerifier, check_fits, env_problems, pick_problem
+from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.tactics import (
@@ -102,7 +102,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     * `render_mode`: None or `"ansi"` (`render()` returns the state as text).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
 
     def __init__(
         self,
@@ -116,25 +116,17 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         verifier: Verifier | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.max_steps = max_steps
         self.terminate_on_error = terminate_on_error
         self.observation_space = text_dict(**OBSERVATION_LIMITS)
         self.action_space = LeanText(MAX_TACTIC_CHARS, min_length=1)
-        self._hold = SharedVerifier(runtime, policy, verifier)
+        self._hold, self.problems = hold_problems(
+            problems, runtime, policy, verifier, self.observation_space, ("header", "formal_statement")
+        )
         self.verifier = self._hold.verifier
-        try:
-            self.problems = env_problems(problems, self.verifier.runtime)
-            check_fits(
-                self.problems, self.observation_space, {"header": "header", "formal_statement": "formal_statement"}
-            )
-        except Exception:
-            self._hold.release()
-            raise
         self._by_name = {p.name: p for p in self.problems}
         self.backend = backend if backend is not None else default_backend(self.verifier)
         self.problem: Problem | None = None

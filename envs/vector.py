@@ -23,12 +23,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from leangym.envs.common import ProblemsArg, pick_problem
+from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
 from leangym.envs.proof_env import (
-    RENDER_MODES,
+    OBSERVATION_LIMITS,
     check_action,
-    check_render_mode,
-    hold_problems,
     observation,
     render_text,
     single_spaces,
@@ -81,7 +79,9 @@ class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
         self.single_observation_space, self.single_action_space = single_spaces()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._hold, self.problems = hold_problems(problems, runtime, policy, verifier, self.single_observation_space)
+        self._hold, self.problems = hold_problems(
+            problems, runtime, policy, verifier, self.single_observation_space, list(OBSERVATION_LIMITS)
+        )
         self.verifier = self._hold.verifier
         self._by_name = {p.name: p for p in self.problems}
         self.episodes: list[Problem | None] = [None] * num_envs  # each env's problem

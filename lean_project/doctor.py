@@ -24,7 +24,7 @@ def embedded_status() -> dict[str, Any]:
     record = embedded.fallback_record()
     fallback = record.read_text(encoding="utf-8").strip() if record.exists() else ""
     workers, cores = embedded.default_session_workers(), os.cpu_count() or 1
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    memory_gb = embedded.machine_memory_mb() / 1024
     checks_with = (
         "long-lived sessions: Lean starts once (~30 s), then each proof costs its own elaboration"
         if mode == "session"

@@ -338,8 +338,12 @@ SESSION_MB = 4096  # what one session may grow to, for sizing (measured: ~2.5 GB
 def default_session_workers() -> int:
     """One session per two cores (a checking session keeps ~1.4 cores busy: Lean elaborates on
     several threads), and no more than the machine's memory holds at `SESSION_MB` each."""
-    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    return max(1, min((os.cpu_count() or 2) // 2, int(total_mb // SESSION_MB)))
+    return max(1, min((os.cpu_count() or 2) // 2, int(machine_memory_mb() // SESSION_MB)))
+
+
+def machine_memory_mb() -> float:
+    """The machine's physical memory in MiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
 def fallback_record() -> Path:
@@ -367,6 +371,7 @@ class EmbeddedRuntime(LeanRuntime):
         self._file_options = {"warm": warm, "max_batch": max_batch, "max_procs": workers}
         self.fallback_reason = ""  # why sessions were given up, if they were
         self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
+        self._sessions_work = False  # set once a session answered (and the fallback record was cleared)
         self._oneshot: FileRuntime | None = None
 
     @property
@@ -395,8 +400,9 @@ class EmbeddedRuntime(LeanRuntime):
         results = self._session.check(sources, timeout=timeout)
         broken = self._session.pool.broken()
         if broken is None:
-            if self._session.pool.answered():
-                fallback_record().unlink(missing_ok=True)  # sessions work (again)
+            if not self._sessions_work and self._session.pool.answered():
+                fallback_record().unlink(missing_ok=True)  # sessions work (again): said once per runtime
+                self._sessions_work = True
             return results
         self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
         redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]

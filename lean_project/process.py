@@ -159,21 +159,17 @@ class LeanProcess:
         File-backed pages (a native toolchain's memory-mapped `.olean` files, Mathlib's run to
         gigabytes and are shared) are not counted, as the REPL pool does not count them.
         """
-        total_kb = 0
+        total = 0.0
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
                 stat = Path(entry.path, "stat").read_text()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                if int(fields[2]) != self.pid:  # field 5 of /proc/PID/stat: process group
-                    continue
-                for line in Path(entry.path, "status").read_text().splitlines():
-                    if line.startswith("RssAnon:"):
-                        total_kb += int(line.split()[1])
+                if int(stat[stat.rindex(")") + 2 :].split()[2]) == self.pid:  # field 5: the process group
+                    total += private_rss_mb(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue
-        return total_kb / 1024
+        return total
 
     def stderr_tail(self, n: int = 2000) -> str:
         try:
@@ -242,11 +238,15 @@ def run_to_end(
         proc.slots.append(slot)
     stopped: str | None = None
     try:
+        memory_checked = 0.0
         while proc.returncode() is None:
-            if time.monotonic() - proc.started > timeout:
+            now = time.monotonic()
+            if now - proc.started > timeout:
                 stopped = f"ran past {timeout:.0f} s"
-            elif proc.rss_mb() > memory_mb:
-                stopped = f"passed the {memory_mb:.0f} MiB memory cap"
+            elif now - memory_checked >= 1.0:  # a scan of /proc: once a second, not every poll
+                memory_checked = now
+                if proc.rss_mb() > memory_mb:
+                    stopped = f"passed the {memory_mb:.0f} MiB memory cap"
             if stopped is not None:
                 break
             time.sleep(poll_s)
@@ -255,3 +255,14 @@ def run_to_end(
         return Finished(None if stopped else proc.returncode(), out, err, stopped)
     finally:
         proc.cleanup()
+
+
+def private_rss_mb(pid: int) -> float:
+    """Anonymous resident memory of `pid` in MiB (file-backed pages such as mapped .olean files excluded)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import kill_group, popen_owned, private_dir
+from leangym.lean_project.process import kill_group, popen_owned, private_dir, private_rss_mb
 from leangym.lean_project.types import InfraError, Message, Position
 
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
@@ -380,14 +380,3 @@ def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | Non
 
 def _short(raw: Any) -> str:
     return json.dumps(raw, ensure_ascii=False)[:300]
-
-
-def private_rss_mb(pid: int) -> float:
-    """Anonymous resident memory of `pid` in MiB (file-backed pages such as mapped .olean files excluded)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0

@@ -40,6 +40,7 @@ request per tactic, nothing elaborated twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import textwrap
@@ -232,17 +233,26 @@ class _Layout:
         self.error = error  # set when the statement cannot be laid out (no `sorry`)
 
 
-def _layout(header: str, statement: str, tactics: tuple[str, ...], max_heartbeats: int | None) -> _Layout:
-    """The source that elaborates `statement` with its first `sorry` replaced by `tactics`."""
+@functools.lru_cache(maxsize=256)
+def _sorry_span(statement: str) -> tuple[int, int] | None:
+    """Where the first `sorry` (with its `by`) sits in `statement`: lexed once per statement, not per tactic."""
     toks = code_tokens(statement)
     at = next((i for i, t in enumerate(toks) if t.kind == "ident" and t.name == "sorry"), None)
     if at is None:
+        return None
+    return (toks[at - 1].start if at > 0 and toks[at - 1].text == "by" else toks[at].start), toks[at].end
+
+
+def _layout(header: str, statement: str, tactics: tuple[str, ...], max_heartbeats: int | None) -> _Layout:
+    """The source that elaborates `statement` with its first `sorry` replaced by `tactics`."""
+    span = _sorry_span(statement)
+    if span is None:
         return _Layout("", Position(1, 0), 0, 0, error="the statement has no `sorry` to start from")
-    start = toks[at - 1].start if at > 0 and toks[at - 1].text == "by" else toks[at].start
+    start, end = span
     head = header.rstrip("\n") + "\n" if header.strip() else ""
     before = head + _heartbeat_limit(max_heartbeats) + statement[:start]
     block = tactic_block(tactics or ("skip",))
-    source = before + "by\n" + block + "\n" + statement[toks[at].end :].lstrip(" ")
+    source = before + "by\n" + block + "\n" + statement[end:].lstrip(" ")
     by_line = before.count("\n") + 1
     by_pos = Position(by_line, len(before) - (before.rfind("\n") + 1))
     last = by_line + block.count("\n") + 1
