@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from leangym.lean_project.kernel import KernelCheck, KernelVerdict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import SourceResult
 
@@ -23,6 +24,7 @@ from leangym.lean_project.types import SourceResult
 class _Call:
     sources: list[str]
     timeout: float | None
+    export: bool
     results: list[SourceResult] | None = None
     error: BaseException | None = None
 
@@ -46,8 +48,13 @@ class LockstepRuntime(LeanRuntime):
     def can_import(self, module: str) -> bool:
         return self.inner.can_import(module)
 
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
-        call = _Call(list(sources), timeout)
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        return self.inner.kernel_check(items, timeout=timeout)
+
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        call = _Call(list(sources), timeout, export)
         with self._cond:
             self._pending.append(call)
             while call.results is None and call.error is None:
@@ -69,10 +76,10 @@ class LockstepRuntime(LeanRuntime):
     def _flush(self) -> None:
         """Check every pending call (one `inner.check` per distinct timeout) and wake their threads."""
         calls, self._pending = self._pending, []
-        for timeout in dict.fromkeys(c.timeout for c in calls):
-            group = [c for c in calls if c.timeout == timeout]
+        for timeout, export in dict.fromkeys((c.timeout, c.export) for c in calls):
+            group = [c for c in calls if (c.timeout, c.export) == (timeout, export)]
             try:
-                results = self.inner.check([s for c in group for s in c.sources], timeout=timeout)
+                results = self.inner.check([s for c in group for s in c.sources], timeout=timeout, export=export)
                 self.batches += 1
             except BaseException as e:  # handed to every waiting caller, re-raised in its own thread
                 for c in group:

@@ -23,6 +23,7 @@ that Lean is up; a run that dies after it died on the source it had not yet answ
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -64,22 +65,36 @@ def plan(prepared: Iterable[Prepared], max_batch: int) -> list[list[Prepared]]:
     return sorted(batches, key=lambda b: b[0].index)
 
 
-def requests(batch: Sequence[Prepared]) -> str:
-    """The request file of a run: the imports, then each source, whole, as a fresh command."""
+def requests(batch: Sequence[Prepared], ids: Sequence[str], *, export: bool = False) -> str:
+    """The request file of a run: the imports, then each source, whole, as a fresh command, each
+    request with its id (`ids`: one for the imports, then one per source)."""
     header = "".join(f"import {m}\n" for m in batch[0].imports)
-    return "".join(
-        json.dumps({"cmd": text}, ensure_ascii=False) + "\n\n" for text in [header, *(p.source for p in batch)]
-    )
+    lines = [{"cmd": header, "id": ids[0]}]
+    lines += [
+        {"cmd": p.source, "id": i, **({"export": True} if export else {})} for p, i in zip(batch, ids[1:], strict=True)
+    ]
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n\n" for line in lines)
 
 
 @dataclass
 class Answers:
-    """The session program's answers, read as they arrive: the imports', then source k's."""
+    """The session program's answers, read as they arrive: the imports', then source k's.
 
+    Each answer must carry the id of the request it answers, in order: output a proof's code
+    printed (the run's standard output is a file Lean holds open) cannot pass for an answer
+    without knowing the ids, which are random per run.
+    """
+
+    sources: int
     ready: bool = False  # the imports were answered: Lean is up
     messages: list[list[Message]] = field(default_factory=list)  # one list per answered source
+    constants: list[dict | None] = field(default_factory=list)  # the export of each answered source
     unreadable: str = ""  # output that is not an answer (the run cannot be trusted past it)
+    ids: list[str] = field(init=False)
     _pending: str = ""
+
+    def __post_init__(self) -> None:
+        self.ids = [secrets.token_hex(12) for _ in range(self.sources + 1)]
 
     def feed(self, text: str) -> None:
         """Take more output; complete answers (a JSON object and a blank line) are parsed."""
@@ -89,9 +104,16 @@ class Answers:
                 continue
             try:
                 answer = json.loads(chunk)
+                expected = self.ids[len(self.messages) + 1 if self.ready else 0]
+                if answer.get("id") != expected:
+                    raise ValueError("not the answer to the next request")
                 messages = [message_from_repl(m) for m in answer["messages"]]
+                constants = answer.get("constants")
+                if constants is not None and not isinstance(constants, dict):
+                    raise TypeError("constants is not an object")
                 if self.ready:
                     self.messages.append(messages)
+                    self.constants.append(constants)
                 self.ready = True
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                 self.unreadable = chunk.strip()[:500]

@@ -30,14 +30,24 @@ def embedded_status() -> dict[str, Any]:
         if mode == "session"
         else "one Lean process per batch (LEANGYM_EMBEDDED_MODE=oneshot)"
     )
+    changed = embedded.verify_toolchain(launcher)
     return {
         **info,
-        "available": True,
+        "available": changed is None,
+        **({"problem": f"the toolchain changed: {changed}", "fix": embedded.INSTALL_HINT} if changed else {}),
         "lean_version": f"{launcher.version} (commit {embedded.LEAN_COMMIT[:12]}, wasm32)",
         "node": f"{launcher.node} ({node.stdout.strip()})",
         "glue": str(launcher.glue),
         "library": str(launcher.library),
         "checks_with": checks_with,
+        "verdicts": "a judge (a second Lean, never sent submitted text) replays each accepted proof in the kernel",
+        "confinement": (
+            "Node permission model (reads: toolchain and own folder; no writes, processes or add-ons), "
+            "glue mounts only those folders and drops /dev/std*, /proc/self/fd; minimal environment; "
+            "random request ids; toolchain digests checked before every start: ok"
+            if changed is None
+            else "refused: a toolchain file differs from its install-time digest"
+        ),
         **({"last_fallback": f"sessions could not start, one-shot batches were used ({fallback})"} if fallback else {}),
         "lean_processes": (
             f"{workers} session(s) by default ({cores} cores, {memory_gb:.0f} GB at up to "

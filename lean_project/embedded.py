@@ -11,18 +11,23 @@ installed by `leangym setup` (`npm ci` into a cache folder). This module:
 
 The glue mounts only the host's /tmp and /home, and resolves every path inside them (Lean's
 own folder included), so the glue, Lean's working directory, its input files and the
-library all live under /tmp.
+library all live under /tmp. A Lean that checks submitted text is confined (patch 8 below,
+`EmbeddedLauncher.confined`): it reads the toolchain and its own folder, writes nothing. The
+toolchain's files are read-only, and their digests, taken when they were laid out and kept
+outside /tmp, are checked before every Lean process starts (`verify_toolchain`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
 from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.repl import SCRATCH
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.runtime import FileRuntime, LeanRuntime
 from leangym.lean_project.types import LeanRuntimeError, SourceResult
@@ -68,6 +75,29 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    thread is a browser's main thread, which may not block, so every wait on another thread
 #    spun on a core (~10 s of a start-up measured in `emscripten_futex_wait`). Node's main thread
 #    may block, and now does.
+# 8. Confinement (when LEANGYM_MOUNTS is set: every session and one-shot run). Code inside a
+#    proof runs while Lean elaborates it (docs/verification.md). The glue mounted all of the
+#    host's /tmp and /home; it now mounts only the folders named in LEANGYM_MOUNTS (the library,
+#    the session program, the scratch folder). After mounting (the standard streams are open) it removes
+#    the device files that reach the process's pipes (/dev/stdin, /dev/stdout, /dev/stderr,
+#    /dev/tty*, /proc/self/fd: Lean keeps its own descriptors 0-2), makes the in-memory folders
+#    read-only and turns the file system's permission checks on, so a proof can write nowhere
+#    but the scratch folder (whose host permissions allow it) and cannot open the protocol's
+#    pipes. Node's permission model (`EmbeddedLauncher.confined`) enforces the same on the host;
+#    under it `process.binding` is refused, so the file flags come from `fs.constants` instead,
+#    and its refusal (ERR_ACCESS_DENIED) reaches Lean as EACCES rather than as a crash.
+# 9. Writing stdout. Node makes a pipe non-blocking, so the glue's `fs.writeSync(1, line)` threw
+#    EAGAIN (Lean: "hardware fault") once an answer outgrew the pipe's buffer (64 KB: an exported
+#    `omega` proof is larger), and a partial write lost the rest. It now writes all of a line,
+#    waiting 1 ms while the pipe is full.
+_CONFINE = (
+    'if(process.env.LEANGYM_MOUNTS){for(var lgD of["/dev/stdin","/dev/stdout","/dev/stderr","/dev/tty",'
+    '"/dev/tty1"])try{FS.unlink(lgD)}catch(e){}try{FS.unmount("/proc/self/fd")}catch(e){}'
+    'var lgRO=["/","/tmp","/home","/dev","/dev/shm","/dev/shm/tmp","/proc","/proc/self",'
+    '"/proc/self/fd"];for(var lgM of process.env.LEANGYM_MOUNTS.split(":")){var lgP=lgM.split("/");'
+    'for(var lgI=2;lgI<lgP.length;lgI++)lgRO.push(lgP.slice(0,lgI).join("/"))}'
+    "for(var lgD of lgRO)try{FS.chmod(lgD,365)}catch(e){}FS.ignorePermissions=false}"
+)
 _REPLACEMENTS = (
     (
         "newSymIndex=Object.keys(lib.exports).indexOf(symbol);",
@@ -99,6 +129,24 @@ _REPLACEMENTS = (
     (
         "__emscripten_thread_init(tb,!ENVIRONMENT_IS_WORKER,1,",
         "__emscripten_thread_init(tb,!ENVIRONMENT_IS_WORKER&&!ENVIRONMENT_IS_NODE,1,",
+    ),
+    (
+        'FS.mount(NODEFS,{root:"/home"},"/home");FS.mount(NODEFS,{root:"/tmp"},"/tmp");',
+        'if(process.env.LEANGYM_MOUNTS){for(var lgM of process.env.LEANGYM_MOUNTS.split(":")){FS.mkdirTree(lgM);'
+        'FS.mount(NODEFS,{root:lgM},lgM)}}else{FS.mount(NODEFS,{root:"/home"},"/home");'
+        'FS.mount(NODEFS,{root:"/tmp"},"/tmp")}',
+    ),
+    ("FS.chdir(cwd)}else{function mkdirSafe", "FS.chdir(cwd);" + _CONFINE + "}else{function mkdirSafe"),
+    ('var flags=process.binding("constants")["fs"];', 'var flags=require("fs").constants;'),
+    (
+        'defaultPrint=(...args)=>fs.writeSync(1,args.map(stringify).join(" ")+"\\n");',
+        'defaultPrint=(...args)=>{var b=Buffer.from(args.map(stringify).join(" ")+"\\n");'
+        'for(var o=0;o<b.length;){try{o+=fs.writeSync(1,b,o)}catch(e){if(e.code!=="EAGAIN")throw e;'
+        "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,1)}}};",
+    ),
+    (
+        "convertNodeCode(e){var code=e.code;return ERRNO_CODES[code]}",
+        'convertNodeCode(e){var code=e.code;return ERRNO_CODES[code==="ERR_ACCESS_DENIED"?"EACCES":code]}',
     ),
 )
 _DEBUG_LOG, _DEBUG_QUIET = 'console.log("[DEBUG', 'void("[DEBUG'
@@ -152,16 +200,43 @@ class EmbeddedLauncher:
 
     def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
         """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
-        argv = [str(self.node), str(self.runner), "--run", str(self.session), str(requests_file)]
-        env = {**os.environ, "LEAN_PATH": str(self.library), "LEAN_JS": str(self.glue)}
-        return argv, env
+        why = _refusal(self)
+        if why is not None:
+            raise OSError(why)
+        folder = str(requests_file.parent)
+        argv, env = self.confined(reads=(folder, str(self.runner.parent)), writes=(f"{requests_file}.waiting",))
+        env["LEAN_JS"] = str(self.glue)
+        env["LEANGYM_MOUNTS"] += ":" + folder  # Lean reads its requests there
+        return [*argv, str(self.runner), "--run", str(self.session), str(requests_file)], env
 
     def session_command(self) -> ReplCommand:
-        """A long-lived Lean running the session program, reading requests on stdin."""
-        env = {**os.environ, "LEAN_PATH": str(self.library)}
-        return ReplCommand(
-            (str(self.node), str(self.glue), "--run", str(self.session)), env=env, cwd=self.session.parent
-        )
+        """A long-lived Lean running the session program, reading requests on stdin, in its own
+        empty folder (`SCRATCH`), with request ids (the program echoes them)."""
+        argv, env = self.confined(reads=(SCRATCH,))
+        env["LEANGYM_MOUNTS"] += ":" + SCRATCH
+        argv += [str(self.glue), "--run", str(self.session)]
+        return ReplCommand(tuple(argv), env=env, cwd=SCRATCH, tag_requests=True, check=lambda: _refusal(self))
+
+    def judge_command(self) -> ReplCommand:
+        """How to start the judge: the session program, confined like every leangym Lean."""
+        return self.session_command()
+
+    def confined(self, reads: Sequence[str] = (), writes: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+        """Node under its permission model, and the environment of a confined Lean (see patch 8).
+
+        It may read the toolchain and `reads`, write only `writes` (none for a Lean: only the
+        one-shot runner's `.waiting` mark), start worker threads (Lean's threads) and nothing
+        else: no child process, no native add-on. The environment holds nothing of the
+        caller's but PATH: a proof can read environment variables.
+        """
+        toolchain = (self.library, self.glue.parent, self.glue.with_name("lean.wasm").resolve())
+        allowed = [f"--allow-fs-read={p}" for p in (*map(str, toolchain), *reads)]
+        allowed += [f"--allow-fs-write={p}" for p in writes]
+        env = {"LEAN_PATH": str(self.library), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        env["LEANGYM_MOUNTS"] = f"{self.library}:{self.session.parent}"
+        if "LEANGYM_PTHREAD_POOL" in os.environ:
+            env["LEANGYM_PTHREAD_POOL"] = os.environ["LEANGYM_PTHREAD_POOL"]
+        return [str(self.node), "--permission", *allowed, "--allow-worker", "--no-warnings"], env
 
     def can_import(self, module: str) -> bool:
         return (self.library / Path(*module.split("."))).with_suffix(".olean").exists()
@@ -188,7 +263,12 @@ def install(*, quiet: bool = False) -> EmbeddedLauncher:
         done = subprocess.run(cmd, cwd=prefix, capture_output=quiet, text=True)
         if done.returncode != 0:
             raise LeanRuntimeError(f"`npm ci` failed in {prefix}:\n{done.stderr or ''}")
-    return locate()
+    launcher = locate()
+    if verify_toolchain(launcher) is not None:  # changed since it was laid out: lay it out anew
+        _remove(launcher.library.parent)
+        _remove(launcher.glue.parent)
+        launcher = locate()
+    return launcher
 
 
 def patch_glue(original: Path, patched: Path) -> None:
@@ -235,24 +315,89 @@ def toolchain(package: Path) -> Path:
     current = root / f"bin-{_patch_id()}"
     if not (current / ".complete").exists():
         for stale in root.glob("bin*"):  # glue of an earlier patch (the library stays)
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove(stale)
     _make_once(current, lambda staging: _write_bin(package, staging))
     return root
 
 
 def _make_once(target: Path, build: Callable[[Path], None]) -> None:
-    if (target / ".complete").exists():
+    if (target / ".complete").exists() and _digest_record(target).exists():
         return
     staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    _remove(staging)
     staging.mkdir(mode=0o700, parents=True)
     build(staging)
     (staging / ".complete").write_text(f"{LEAN_VERSION} {LEAN_COMMIT}\n")
-    shutil.rmtree(target, ignore_errors=True)  # an unfinished one from a process that died
+    digests = _digests(staging)
+    _read_only(staging)
+    _remove(target)  # an unfinished one from a process that died, or one whose record is gone
     try:
         staging.rename(target)
     except OSError:  # another process made it first: use theirs
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
+        return
+    record = _digest_record(target)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(f".{os.getpid()}")
+    tmp.write_text(json.dumps(digests, indent=0, sort_keys=True))
+    tmp.replace(record)
+
+
+def _digest_record(folder: Path) -> Path:
+    """Where the digests of a toolchain folder are kept: beside the install, where no Lean can write."""
+    return install_dir() / "digests" / f"{folder.parent.name}-{folder.name}.json"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file below `folder` (links followed: `lean.wasm` is the installed file's)."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            out[str(path.relative_to(folder))] = _sha256(path)
+    return out
+
+
+def _read_only(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                path.chmod(0o444)
+        Path(root).chmod(0o555)
+
+
+def _remove(folder: Path) -> None:
+    """Remove a folder, read-only ones included."""
+    if not folder.exists():
+        return
+    for root, _, _ in os.walk(folder):
+        Path(root).chmod(0o700)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _refusal(launcher: EmbeddedLauncher) -> str | None:
+    why = verify_toolchain(launcher)
+    return None if why is None else f"refusing to run a changed toolchain: {why} (`{INSTALL_HINT}` lays it out again)"
+
+
+def verify_toolchain(launcher: EmbeddedLauncher) -> str | None:
+    """Why the toolchain may not run (a file differs from its digest at install), or None.
+
+    Checked before every Lean process starts (~0.5 s for the library's 240 MB): a change
+    means something wrote where no Lean may write, and such a toolchain is refused.
+    """
+    for folder in (launcher.library.parent, launcher.glue.parent):
+        record = _digest_record(folder)
+        try:
+            expected = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return f"no digests recorded for {folder} ({record})"
+        found = _digests(folder)
+        changed = sorted(set(expected.items()) ^ set(found.items()))
+        if changed:
+            return f"{folder / changed[0][0]} differs from the file laid out at install"
+    return None
 
 
 def _unpack_library(package: Path, into: Path) -> None:
@@ -373,10 +518,20 @@ class EmbeddedRuntime(LeanRuntime):
         self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
         self._sessions_work = False  # set once a session answered (and the fallback record was cleared)
         self._oneshot: FileRuntime | None = None
+        self._judge: Judge | None = None  # decides every verdict; shared (`kernel.hold_judge`), held while open
+        self._judge_lock = threading.Lock()
 
     @property
     def version(self) -> str:
         return LEAN_VERSION
+
+    @property
+    def judge(self) -> Judge:
+        """The trusted judge (held from first use until `close`)."""
+        with self._judge_lock:
+            if self._judge is None:
+                self._judge = hold_judge(self.launcher.judge_command())
+            return self._judge
 
     @property
     def session(self) -> ReplRuntime | None:
@@ -394,10 +549,14 @@ class EmbeddedRuntime(LeanRuntime):
     def can_import(self, module: str) -> bool:
         return self.launcher.can_import(module)
 
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        if export:
+            self.judge.start_soon()  # its start-up overlaps this check's
         if self._session is None:
-            return self.oneshot().check(sources, timeout=timeout)
-        results = self._session.check(sources, timeout=timeout)
+            return self.oneshot().check(sources, timeout=timeout, export=export)
+        results = self._session.check(sources, timeout=timeout, export=export)
         broken = self._session.pool.broken()
         if broken is None:
             if not self._sessions_work and self._session.pool.answered():
@@ -406,9 +565,13 @@ class EmbeddedRuntime(LeanRuntime):
             return results
         self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
         redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
-        for i, again in zip(redo, self.oneshot().check([sources[i] for i in redo], timeout=timeout), strict=True):
-            results[i] = again
+        again = self.oneshot().check([sources[i] for i in redo], timeout=timeout, export=export)
+        for i, result in zip(redo, again, strict=True):
+            results[i] = result
         return results
+
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        return self.judge.check(items, timeout=timeout)
 
     def oneshot(self) -> FileRuntime:
         """The one-process-per-batch runtime (made on first use)."""
@@ -430,9 +593,14 @@ class EmbeddedRuntime(LeanRuntime):
             self._session = None
 
     def prewarm(self) -> None:
+        self.judge.start_soon()
         (self._session or self.oneshot()).prewarm()
 
     def close(self) -> None:
         for r in (self._session, self._oneshot):
             if r is not None:
                 r.close()
+        with self._judge_lock:
+            judge, self._judge = self._judge, None
+        if judge is not None:
+            release_judge(judge)

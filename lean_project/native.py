@@ -38,6 +38,10 @@ class NativeLauncher:
         env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, self.lean_path))}
         return [str(self.lean), "--run", str(SESSION_PROGRAM), str(requests_file)], env
 
+    def judge_command(self) -> None:
+        """None: the native toolchain's verdicts come from the audit (`rewards/audit.py`), not a judge."""
+        return None
+
     def can_import(self, module: str) -> bool:
         rel = Path(*module.split(".")).with_suffix(".olean")
         return any((d / rel).exists() for d in self.lean_path)

@@ -45,11 +45,18 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class ReplCommand:
-    """How to start one REPL: the `repl` binary with a Lake project's paths, or a test double."""
+    """How to start one REPL: the `repl` binary with a Lake project's paths, or a test double.
+
+    `SCRATCH` in `argv`, in `env`'s values or as `cwd` stands for the process's own empty
+    folder (`repl.ReplProcess` makes it), its working folder. `tag_requests`: the program
+    echoes request ids.
+    """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] | None = None
-    cwd: Path | None = None
+    cwd: Path | str | None = None
+    tag_requests: bool = False
+    check: Callable[[], str | None] | None = None  # before each start: why it may not start, or None
 
 
 class ReplWorker:
@@ -91,7 +98,11 @@ class ReplWorker:
         return self._process
 
     def _start(self) -> ReplProcess:
-        return ReplProcess(self.command.argv, env=self.command.env, cwd=self.command.cwd, memory_mb=self.memory_mb)
+        c = self.command
+        why = c.check() if c.check is not None else None
+        if why is not None:
+            raise ReplFailure(InfraError("startup", why))
+        return ReplProcess(c.argv, env=c.env, cwd=c.cwd, memory_mb=self.memory_mb, tag_requests=c.tag_requests)
 
     def _take_spare(self) -> ReplProcess | None:
         if self._spare is None:

@@ -71,6 +71,16 @@ def kill_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def stderr_tail(path: Path, n: int = 2000) -> str:
+    """The end of a Lean process's stderr file, without the embedded build's `[DEBUG…]` lines."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("[DEBUG")]
+    return "\n".join(lines)[-n:].strip()
+
+
 def private_dir(prefix: str = "leangym-") -> Path:
     """A fresh folder under /tmp that only this user can read (the embedded glue sees only /tmp)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -172,12 +182,7 @@ class LeanProcess:
         return total
 
     def stderr_tail(self, n: int = 2000) -> str:
-        try:
-            text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        lines = [ln for ln in text.splitlines() if not ln.startswith("[DEBUG")]
-        return "\n".join(lines)[-n:]
+        return stderr_tail(self.stderr_path, n)
 
     def kill(self) -> None:
         kill_group(self._proc)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import select
 import shutil
 import subprocess
@@ -35,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import kill_group, popen_owned, private_dir, private_rss_mb
+from leangym.lean_project.process import kill_group, popen_owned, private_dir, private_rss_mb, stderr_tail
 from leangym.lean_project.types import InfraError, Message, Position
 
+SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
 SORRY_WARNING = "declaration uses `sorry`"
 _MEMORY_POLL_S = 0.5
@@ -78,6 +80,7 @@ class CommandResponse:
     env: int
     messages: list[Message] = field(default_factory=list)
     sorries: list[Sorry] = field(default_factory=list)
+    constants: dict[str, Any] | None = None  # what the command declared, when asked to export (untrusted)
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,14 @@ def parse_command_response(raw: Mapping[str, Any], line_offset: int = 0) -> Comm
     env = raw["env"]
     if not isinstance(env, int):
         raise TypeError(f"env is not a number: {env!r}")
+    constants = raw.get("constants")
+    if constants is not None and not isinstance(constants, dict):
+        raise TypeError("constants is not an object")
     return CommandResponse(
         env=env,
         messages=[message_from_repl(m, line_offset) for m in raw.get("messages", [])],
         sorries=[_sorry(s, line_offset) for s in raw.get("sorries", [])],
+        constants=constants,
     )
 
 
@@ -168,6 +175,11 @@ class ReplProcess:
     recorded-transcript double in tests). `memory_mb` caps its private resident memory
     (anonymous pages: the memory-mapped `.olean` files of Mathlib, shared between workers,
     do not count); past it the process is killed mid-request.
+
+    With `tag_requests` (leangym's session program echoes a request's `"id"`), every request
+    carries a fresh random id and an answer without it is a protocol failure: output that
+    code inside an elaborated proof wrote could otherwise pass for the answer to this or a
+    later request.
     """
 
     def __init__(
@@ -177,14 +189,23 @@ class ReplProcess:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         memory_mb: float | None = None,
+        tag_requests: bool = False,
     ):
         self.argv = list(argv)
         self.memory_mb = memory_mb
+        self.tag_requests = tag_requests
         self.requests = 0  # answered requests (the pool recycles a worker after many)
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
         self._dir = private_dir("leangym-repl-")
         self._stderr = (self._dir / "stderr.txt").open("wb")
         self._buffer = b""
+        self.scratch = self._dir / "scratch"  # the process's own empty working folder (read-only to it)
+        self.scratch.mkdir(mode=0o500)
+        self.argv = [a.replace(SCRATCH, str(self.scratch)) for a in self.argv]
+        if env is not None:
+            env = {k: v.replace(SCRATCH, str(self.scratch)) for k, v in env.items()}
+        if cwd is not None:
+            cwd = str(cwd).replace(SCRATCH, str(self.scratch))
         try:
             self._proc = _start(self.argv, env, cwd, self._stderr)
         except OSError as e:
@@ -209,11 +230,15 @@ class ReplProcess:
         env: int | None = None,
         timeout: float = 60.0,
         line_offset: int = 0,
+        export: bool = False,
     ) -> CommandResponse | ReplRefusal:
-        """Elaborate `cmd` (on environment `env`, or a fresh one that may `import`)."""
+        """Elaborate `cmd` (on environment `env`, or a fresh one that may `import`); with `export`,
+        also answer the declarations it added (leangym's session program only)."""
         request: dict[str, Any] = {"cmd": cmd}
         if env is not None:
             request["env"] = env
+        if export:
+            request["export"] = True
         return self._command_answer(self.request(request, timeout), line_offset)
 
     def tactic(self, tactic: str, proof_state: int, *, timeout: float = 60.0) -> ProofStepResponse | ReplRefusal:
@@ -241,6 +266,9 @@ class ReplProcess:
 
     def request(self, payload: Mapping[str, Any], timeout: float) -> dict:
         """Send one request and wait up to `timeout` seconds for its answer (a JSON object)."""
+        tag = secrets.token_hex(12) if self.tag_requests else None
+        if tag is not None:
+            payload = {**payload, "id": tag}
         try:
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n"
         except UnicodeEncodeError as e:  # a lone surrogate: no UTF-8 text can carry it
@@ -248,6 +276,8 @@ class ReplProcess:
         deadline = time.monotonic() + timeout
         self._write(data, deadline)
         answer = self._read_answer(deadline)
+        if tag is not None and answer.pop("id", None) != tag:
+            raise self._protocol_failure(f"an answer that is not this request's: {_short(answer)}")
         self.requests += 1
         return answer
 
@@ -330,10 +360,7 @@ class ReplProcess:
     # -- lifetime -----------------------------------------------------------------------
 
     def stderr_tail(self, n: int = 2000) -> str:
-        try:
-            return (self._dir / "stderr.txt").read_text(encoding="utf-8", errors="replace")[-n:].strip()
-        except OSError:
-            return ""
+        return stderr_tail(self._dir / "stderr.txt", n)
 
     def rss_mb(self) -> float:
         return private_rss_mb(self.pid)

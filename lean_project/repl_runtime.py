@@ -76,6 +76,7 @@ def _straddles(tokens: list[Token], offset: int) -> bool:
 class _Job:
     split: Split
     followups: tuple[str, ...] = ()
+    export: bool = False
 
 
 @dataclass
@@ -126,11 +127,14 @@ class ReplRuntime(LeanRuntime):
     def can_import(self, module: str) -> bool:
         return self._importable is None or self._importable(module)
 
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
-        return [c.result for c in self.check_with_followups([(s, ()) for s in sources], timeout=timeout)]
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        items = [(s, ()) for s in sources]
+        return [c.result for c in self.check_with_followups(items, timeout=timeout, export=export)]
 
     def check_with_followups(
-        self, items: Sequence[tuple[str, Sequence[str]]], *, timeout: float | None = None
+        self, items: Sequence[tuple[str, Sequence[str]]], *, timeout: float | None = None, export: bool = False
     ) -> list[Checked]:
         """Check each source, then run its follow-up commands (trusted text) in the environment it made.
 
@@ -147,7 +151,7 @@ class ReplRuntime(LeanRuntime):
                 error = InfraError("unsupported_import", self._import_hint(missing[0]))
                 out[i] = Checked(SourceResult("error", error=error))
             else:
-                jobs.append((i, _Job(split, tuple(followups))))
+                jobs.append((i, _Job(split, tuple(followups), export)))
 
         self._count(len(jobs))
         done = self.pool.map([job for _, job in jobs], lambda worker, job: self._run(worker, job, limit), _failed)
@@ -168,11 +172,13 @@ class ReplRuntime(LeanRuntime):
                 return Checked(_refused(f"the header did not elaborate: {head.message}", kind="startup"))
             shared, env = head.messages, head.env
         started = time.monotonic()
-        answer = worker.process.command(split.body, env=env, timeout=limit, line_offset=split.line_offset)
+        answer = worker.process.command(
+            split.body, env=env, timeout=limit, line_offset=split.line_offset, export=job.export
+        )
         seconds = time.monotonic() - started
         if isinstance(answer, ReplRefusal):
             return Checked(_refused(f"the REPL refused the source: {answer.message}", shared, seconds))
-        checked = Checked(SourceResult("ok", shared + answer.messages, seconds=seconds))
+        checked = Checked(SourceResult("ok", shared + answer.messages, seconds=seconds, constants=answer.constants))
         for text in job.followups:
             follow = worker.process.command(text, env=answer.env, timeout=limit)
             if isinstance(follow, ReplRefusal):

@@ -29,11 +29,13 @@ import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
+from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
+from leangym.lean_project.pool import ReplCommand
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean_project.types import InfraError, SourceResult
 
@@ -56,8 +58,21 @@ class LeanRuntime(ABC):
         """The Lean version string, part of every cache key."""
 
     @abstractmethod
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
-        """One result per source, in order. Never raises for a bad source."""
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        """One result per source, in order. Never raises for a bad source.
+
+        With `export`, a result also carries the declarations its source added
+        (`SourceResult.constants`) where the runtime's Lean program can export them: untrusted
+        data, for `kernel_check`.
+        """
+
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        """The trusted judge's verdict on each item (`kernel.py`); a runtime without a judge answers `error`
+        (the native runtime's verdicts come from its audit instead: `rewards/audit.py`)."""
+        detail = f"the {self.name} runtime has no trusted judge"
+        return [KernelVerdict("error", reason="no_judge", detail=detail) for _ in items]
 
     @abstractmethod
     def can_import(self, module: str) -> bool:
@@ -85,6 +100,9 @@ class Launcher(Protocol):
 
     def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]: ...
 
+    def judge_command(self) -> ReplCommand | None:
+        """How to start this toolchain's judge (`kernel.Judge`), or None if it has none."""
+
     def can_import(self, module: str) -> bool: ...
 
     def import_hint(self, module: str) -> str: ...
@@ -96,7 +114,7 @@ class _Run:
 
     batch: list[Prepared]
     proc: LeanProcess
-    answers: Answers = field(default_factory=Answers)
+    answers: Answers
     last_progress: float = 0.0
     attempt: int = 0  # 1 for a batch retried after its first run died before answering
 
@@ -126,6 +144,7 @@ class FileRuntime(LeanRuntime):
         self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
         self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
+        self._judge: Judge | None = None  # held from the first `kernel_check` to `close`
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
@@ -138,9 +157,21 @@ class FileRuntime(LeanRuntime):
     def can_import(self, module: str) -> bool:
         return self.launcher.can_import(module)
 
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        command = self.launcher.judge_command()
+        if command is None:
+            return super().kernel_check(items, timeout=timeout)
+        with self._lock:
+            if self._judge is None:
+                self._judge = hold_judge(command)
+            judge = self._judge
+        return judge.check(items, timeout=timeout)
+
     # -- public API -------------------------------------------------------------------
 
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
         limit = self.timeout if timeout is None else timeout
         results: dict[int, SourceResult] = {}
         runnable: list[Prepared] = []
@@ -157,7 +188,7 @@ class FileRuntime(LeanRuntime):
             if self._closed:
                 raise RuntimeError("this runtime is closed")
             self._count(len(runnable))
-            self._run_all(deque((b, 0) for b in plan(runnable, self.max_batch)), results, limit)
+            self._run_all(deque((b, 0) for b in plan(runnable, self.max_batch)), results, limit, export)
             self._top_up_spares(busy=0)  # warm up for the next call (not during this one)
         return [results[i] for i in range(len(sources))]
 
@@ -177,6 +208,9 @@ class FileRuntime(LeanRuntime):
             for proc in self._spares:
                 proc.cleanup()
             self._spares.clear()
+            judge, self._judge = self._judge, None
+        if judge is not None:
+            release_judge(judge)
 
     def _forget_parent_processes(self) -> None:
         """In a forked child (an async vector env worker), the spares are the parent's: drop, don't kill."""
@@ -186,7 +220,7 @@ class FileRuntime(LeanRuntime):
     # -- scheduling -------------------------------------------------------------------
 
     def _run_all(
-        self, queue: deque[tuple[list[Prepared], int]], results: dict[int, SourceResult], limit: float
+        self, queue: deque[tuple[list[Prepared], int]], results: dict[int, SourceResult], limit: float, export: bool
     ) -> None:
         runs: list[_Run] = []
         try:
@@ -197,7 +231,7 @@ class FileRuntime(LeanRuntime):
                     slot = self._run_slots.acquire(block=not runs)
                     if slot is None:
                         break
-                    run = self._start(*queue.popleft(), results, slot)
+                    run = self._start(*queue.popleft(), results, slot, export)
                     if run is not None:
                         runs.append(run)
                 for run in list(runs):
@@ -212,9 +246,12 @@ class FileRuntime(LeanRuntime):
             for run in runs:  # interrupted (Ctrl-C) or failed: leave no process behind
                 run.proc.cleanup()
 
-    def _start(self, batch: list[Prepared], attempt: int, results: dict[int, SourceResult], slot: int) -> _Run | None:
+    def _start(
+        self, batch: list[Prepared], attempt: int, results: dict[int, SourceResult], slot: int, export: bool
+    ) -> _Run | None:
         """Hand `batch` to a Lean process holding run `slot`; if none can be started, record why and return None."""
-        text = requests(batch)
+        answers = Answers(len(batch))
+        text = requests(batch, answers.ids, export=export)
         try:
             proc = self._take_spare()
             if proc is None:
@@ -229,7 +266,7 @@ class FileRuntime(LeanRuntime):
             return None
         proc.slots.append(slot)
         self.runs_started += 1
-        return _Run(batch, proc, last_progress=time.monotonic(), attempt=attempt)
+        return _Run(batch, proc, answers, last_progress=time.monotonic(), attempt=attempt)
 
     def _spawn(self, text: str | None) -> LeanProcess:
         """A new Lean process; with `text` None it is a spare, waiting for its requests."""
@@ -302,8 +339,8 @@ class FileRuntime(LeanRuntime):
         proc, answered = run.proc, run.answers.messages[: len(run.batch)]
         wall = time.monotonic() - (proc.fed_at or proc.started)
         share = wall / len(run.batch)
-        for p, messages in zip(run.batch, answered, strict=False):
-            results[p.index] = SourceResult("ok", messages, seconds=share)
+        for k, (p, messages) in enumerate(zip(run.batch, answered, strict=False)):
+            results[p.index] = SourceResult("ok", messages, seconds=share, constants=run.answers.constants[k])
         left = run.batch[len(answered) :]
         if not left:
             return []

@@ -85,6 +85,9 @@ class SourceResult:
     messages: list[Message] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the Lean run(s) that produced this result
     error: InfraError | None = None  # set when status != "ok"
+    # With `check(..., export=True)`: the declarations the source added, as the session program
+    # exports them (`kernel.py`). Untrusted data: only the kernel replay of a judge may use it.
+    constants: dict[str, Any] | None = None
 
     @property
     def has_errors(self) -> bool:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from leangym.lean_project.kernel import KernelCheck, KernelVerdict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, SourceResult
 from leangym.rewards.policy import Policy
@@ -70,8 +71,11 @@ class VerifierActor:
     def verify(self, pairs: list[tuple[Problem, str | bytes]]) -> list[Verdict]:
         return self.verifier.verify_batch(pairs)
 
-    def check(self, sources: list[str], timeout: float | None) -> list[SourceResult]:
-        return self.verifier.runtime.check(sources, timeout=timeout)
+    def check(self, sources: list[str], timeout: float | None, export: bool = False) -> list[SourceResult]:
+        return self.verifier.runtime.check(sources, timeout=timeout, export=export)
+
+    def kernel_check(self, items: list[KernelCheck], timeout: float | None) -> list[KernelVerdict]:
+        return self.verifier.runtime.kernel_check(items, timeout=timeout)
 
     def describe(self, modules: list[str]) -> tuple[str, list[bool], int]:
         """The Lean version, whether each module can be imported, and this actor's process id."""
@@ -251,13 +255,23 @@ class RayRuntime(LeanRuntime):
             self._importable[module] = self.pool.describe([module])[1][0]
         return self._importable[module]
 
-    def check(self, sources: Sequence[str], *, timeout: float | None = None) -> list[SourceResult]:
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
         self._count(len(sources))
         return self.pool.run(
             sources,
             sources,
-            lambda actor, shard: actor.check.remote(shard, timeout),
+            lambda actor, shard: actor.check.remote(shard, timeout, export),
             lambda why: SourceResult("error", error=InfraError("lost", why)),
+        )
+
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        return self.pool.run(
+            [json.dumps(item.constants, sort_keys=True) for item in items],  # shards by content
+            list(items),
+            lambda actor, shard: actor.kernel_check.remote(shard, timeout),
+            lambda why: KernelVerdict("error", reason="lost", detail=why),
         )
 
     def prewarm(self) -> None:

@@ -102,11 +102,11 @@ def _word_reason(name: str, policy: Policy) -> str | None:
 
 
 def _scoped_open(code: list[Token], i: int) -> bool:
-    """`open A B in …` (a tactic or term) rather than the `open` command."""
+    """`open A B in …`, `open A renaming x → y in …` (a tactic or term) rather than the `open` command."""
     for tok in code[i + 1 : i + 40]:
         if tok.text == "in":
             return True
-        if tok.kind != "ident" and tok.text not in ("(", ")"):
+        if tok.kind != "ident" and tok.text not in ("(", ")", "→", "->", ","):
             return False
     return False
 

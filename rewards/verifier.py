@@ -11,12 +11,16 @@ For each submission, in order (the first that applies decides):
 3. screening the body (`screen.py`): constructs a proof may not use;
 4. the runtime must be able to load the header's imports (`import Mathlib` needs `native`);
 5. Lean: every remaining submission goes into ONE `runtime.check` call, assembled from the
-   trusted header and statement around the body (`assembly.py`), then judged from Lean's
-   messages. The runtime checks each source from the header's environment alone (nothing
-   another submission declared is reachable), and checks a source Lean died on once more in
-   a fresh process before it reports the failure;
-6. on the native runtime, each proof Lean accepted is audited by a separate, trusted Lean
-   run (`audit.py`): kernel replay, the statement's type, the axioms.
+   trusted header and statement around the body (`assembly.py`). That Lean run is
+   *untrusted* (submitted text runs code while Lean elaborates it): its messages are the
+   prover's feedback and can only reject (an error, a `sorry`); it also exports the
+   declarations each source added. The runtime checks each source from the header's
+   environment alone, and a source Lean died on once more in a fresh process;
+6. the verdict `proved` comes only from a trusted check that runs no submitted text: on the
+   embedded runtime, the judge (`lean_project/kernel.py`) replays the exported declarations
+   through the kernel on top of the trusted header and statement, checks the theorem's type
+   against the reference statement's, and lists its axioms (none of `UNSOUND_AXIOMS` unless
+   the policy allows them); on the native runtime, the audit (`audit.py`).
 
 `error` verdicts (the runtime could not decide) are never cached: the caller retries them
 (`verify_with_retries`).
@@ -32,7 +36,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from leangym.lean_project import LeanRuntime, LeanRuntimeError
+from leangym.lean_project import LeanRuntime, LeanRuntimeError, SourceResult
+from leangym.lean_project.kernel import UNSOUND_AXIOMS, KernelCheck, KernelVerdict, name_parts, reference_source
 from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.shared import SharedRuntime, shared_runtime
 from leangym.rewards.assembly import Assembled, assemble, judge
@@ -53,6 +58,7 @@ class _Job:
     key: str
     problem: Problem
     assembled: Assembled
+    name: str | None  # the theorem's name, from the trusted statement
 
 
 class Verifier:
@@ -113,7 +119,7 @@ class Verifier:
                 if isinstance(prepared, Verdict):
                     verdicts[i] = self._remember(key, prepared)
                 else:
-                    jobs[key] = _Job(i, key, problem, prepared)
+                    jobs[key] = _Job(i, key, problem, prepared, parse_statement(problem.formal_statement).name)
         if jobs:
             assert isinstance(runtime_or_error, LeanRuntime)  # else `_prepare` decided every one
             for job, verdict in zip(jobs.values(), self._run(runtime_or_error, list(jobs.values())), strict=True):
@@ -176,15 +182,50 @@ class Verifier:
     def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
         """Step 5 (and 6): one `check` call for every job."""
         started = time.monotonic()
+        native = runtime.name == "native"
         try:
-            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout)
+            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout, export=not native)
+            verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
+            if native:
+                return self._audit(jobs, verdicts) if self.policy.audit else verdicts
+            return self._kernel(runtime, jobs, results, verdicts)
         except (LeanRuntimeError, RuntimeError, OSError) as e:
             error = Verdict("error", (f"runtime_error:{type(e).__name__}",), detail=str(e))
             return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
-        verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
-        if runtime.name == "native" and self.policy.audit:
-            verdicts = self._audit(jobs, verdicts)
-        return verdicts
+
+    def _kernel(
+        self, runtime: LeanRuntime, jobs: list[_Job], results: list[SourceResult], verdicts: list[Verdict]
+    ) -> list[Verdict]:
+        """Step 6: the judge decides every proof the untrusted run did not reject."""
+        out = list(verdicts)
+        todo = [i for i, v in enumerate(verdicts) if v.proved]
+        checks = []
+        for i in todo:
+            job, constants = jobs[i], results[i].constants
+            if constants is None:  # nothing the judge could replay: the run answered without an export
+                out[i] = Verdict("error", ("no_export",), detail="the Lean run exported no declarations")
+            elif job.name is None:
+                out[i] = Verdict("error", ("bad_problem",), detail="an `example` names no theorem the judge can check")
+            else:
+                reference = reference_source(job.problem.header, job.problem.formal_statement)
+                native = self.policy.allow_native_decide
+                checks.append((i, KernelCheck(reference, name_parts(job.name), constants, native)))
+        kernel = runtime.kernel_check([c for _, c in checks], timeout=self.policy.timeout)
+        for (i, _), answer in zip(checks, kernel, strict=True):
+            out[i] = replace(self._decide(answer), messages=verdicts[i].messages, seconds=verdicts[i].seconds)
+        return out
+
+    def _decide(self, answer: KernelVerdict) -> Verdict:
+        """The verdict the judge's answer supports."""
+        if answer.status == "error":
+            return Verdict("error", (f"judge_error:{answer.reason}",), detail=answer.detail)
+        if answer.status == "rejected":
+            return Verdict("rejected", (answer.reason,), detail=answer.detail)
+        unsound = [a for a in answer.axioms if a in UNSOUND_AXIOMS and a not in self.policy.allowed_axioms]
+        if unsound:
+            reasons = ("nonstandard_axiom", "sorry") if "sorryAx" in unsound else ("nonstandard_axiom",)
+            return Verdict("rejected", reasons, detail=f"the proof depends on {', '.join(unsound)}")
+        return Verdict("proved", ())
 
     def _audit(self, jobs: list[_Job], verdicts: list[Verdict]) -> list[Verdict]:
         """Step 6: the native kernel-side audit of every proof Lean accepted (`audit.py`)."""

@@ -30,24 +30,45 @@ def test_plan_groups_by_imports_and_caps_the_batch() -> None:
 
 def test_requests_are_the_imports_then_each_source_whole() -> None:
     batch = [prepare(i, f"import Std\ntheorem t : {i} = {i} := rfl") for i in range(3)]
-    chunks = requests(batch).split("\n\n")
+    ids = Answers(len(batch)).ids
+    chunks = requests(batch, ids, export=True).split("\n\n")
     assert chunks[-1] == ""
     assert [json.loads(c) for c in chunks[:-1]] == [
-        {"cmd": "import Std\n"},
-        *({"cmd": p.source} for p in batch),
+        {"cmd": "import Std\n", "id": ids[0]},
+        *({"cmd": p.source, "id": i, "export": True} for p, i in zip(batch, ids[1:], strict=True)),
     ]
+    assert len(set(ids)) == len(ids)  # random per request
 
 
 def test_answers_are_read_as_they_arrive() -> None:
-    answers = Answers()
-    ready = json.dumps({"env": 0, "messages": []})
+    answers = Answers(2)
+    ready = json.dumps({"env": 0, "messages": [], "id": answers.ids[0]})
     first = json.dumps(
-        {"env": 1, "messages": [{"severity": "error", "pos": {"line": 2, "column": 4}, "data": "no", "kind": "x"}]}
+        {
+            "env": 1,
+            "id": answers.ids[1],
+            "messages": [{"severity": "error", "pos": {"line": 2, "column": 4}, "data": "no", "kind": "x"}],
+            "constants": {"names": [None]},
+        }
     )
     answers.feed(ready + "\n\n" + first[:10])
     assert answers.ready and answers.messages == []
     answers.feed(first[10:] + "\n\n")
     [[message]] = answers.messages
     assert (message.severity, message.pos.line, message.text, message.kind) == ("error", 2, "no", "x")
+    assert answers.constants == [{"names": [None]}]
     answers.feed('{"message": "Unknown environment."}\n\n')
     assert answers.unreadable.startswith('{"message"') and len(answers.messages) == 1
+
+
+def test_an_answer_without_its_request_id_is_not_an_answer() -> None:
+    """Output a proof's code printed (a forged answer, or a real one shifted by one) is refused."""
+    for forged in ({"env": 1, "messages": []}, {"env": 1, "messages": [], "id": "0" * 24}):
+        answers = Answers(2)
+        answers.feed(json.dumps({"env": 0, "messages": [], "id": answers.ids[0]}) + "\n\n")
+        answers.feed(json.dumps(forged) + "\n\n")
+        assert answers.unreadable and answers.messages == []
+    shifted = Answers(2)
+    shifted.feed(json.dumps({"env": 0, "messages": [], "id": shifted.ids[0]}) + "\n\n")
+    shifted.feed(json.dumps({"env": 2, "messages": [], "id": shifted.ids[2]}) + "\n\n")
+    assert shifted.unreadable and shifted.messages == []

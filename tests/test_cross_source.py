@@ -19,7 +19,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from conftest import verify_in_one_batch  # pytest puts tests/ on sys.path
+from conftest import FORGED_ANSWER, verify_in_one_batch  # pytest puts tests/ on sys.path
 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.agents.evaluate import run_eval
@@ -120,7 +120,7 @@ def test_library_proofs_of_the_same_kind_are_proved(case: Case, verdicts: dict[s
 
 # -- the other paths that batch ------------------------------------------------------------
 
-EXPLOITS = ("\n  decide", "\n  exact?", "\n  exact S0.target", "\n  first | decide | exact?")
+EXPLOITS = ("\n  decide", "\n  exact?", "\n  exact S0.target", "\n  first | decide | exact?", "\n" + FORGED_ANSWER)
 
 
 def test_vector_env_step(lean: LeanRuntime) -> None:
@@ -138,7 +138,8 @@ def test_try_tactics(lean: LeanRuntime) -> None:
     env = gym.make("leangym/LeanTactic-v0", problems=[TARGET])
     _, info = env.reset(seed=0)
     root = info["state_id"]
-    outcomes = env.unwrapped.try_tactics(root, ["decide", "exact?", "first | decide | exact?", "exact S0.target"])
+    tactics = ["decide", "exact?", "first | decide | exact?", "exact S0.target", FORGED_ANSWER.strip()]
+    outcomes = env.unwrapped.try_tactics(root, tactics)
     assert all(o.failed for o in outcomes), [(o.tactic, o.failed) for o in outcomes]
     assert not any(data.get("proved") for _, data in env.unwrapped.graph.nodes(data=True))
     env.close()
@@ -146,7 +147,7 @@ def test_try_tactics(lean: LeanRuntime) -> None:
 
 def test_grpo_group(lean: LeanRuntime) -> None:
     verifier = get_verifier(lean, Policy())
-    group = [(TARGET, body) for body in ("  decide", "  exact?", "  decide", "  apply?", "  exact target.aux")]
+    group = [(TARGET, b) for b in ("  decide", "  exact?", FORGED_ANSWER, "  apply?", "  exact target.aux")]
     verdicts = verify_with_retries(verifier, group, 1)
     assert [v.reward for v in verdicts] == [0.0] * len(group)
     reward = make_lean_reward(verifier=verifier)
@@ -161,15 +162,16 @@ class _NeighbourSampler(ProofSampler):
     name = "neighbours"
 
     def sample(self, problems: list[Problem], n: int) -> list[list[str]]:
-        return [["  decide", "  exact?"][:n] for _ in problems]
+        return [["  decide", FORGED_ANSWER, "  exact?"][:n] for _ in problems]
 
 
 def test_eval_batch(lean: LeanRuntime, tmp_path: Path) -> None:
     summary = run_eval(
-        [TARGET, PE], _NeighbourSampler(), k=2, out=tmp_path, verifier=get_verifier(lean), progress=False
+        [TARGET, PE], _NeighbourSampler(), k=3, out=tmp_path, verifier=get_verifier(lean), progress=False
     )
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(s["verdict"] == "rejected" for row in rows for s in row["samples"]), rows
+    assert all(len(row["samples"]) == 3 for row in rows)
     assert summary["splits"]["all"]["solved"] == 0
 
 

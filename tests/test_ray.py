@@ -20,6 +20,8 @@ from leangym.rewards import Policy, Problem, get_verifier
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
+from conftest import FORGED_ANSWER  # noqa: E402
+
 from leangym.rewards.distributed import RayVerifier, make_verifier  # noqa: E402
 
 pytestmark = pytest.mark.lean
@@ -35,6 +37,8 @@ MIXED = [
     (FALSE, "  exact?"),
     (ADD, "  simp [Nat.add_comm]"),
     (ADD, "theorem add_comm_r (a b : Nat) : a + b = b + a := by\n  omega"),
+    (FALSE, FORGED_ANSWER),
+    (FALSE, "  omega"),
 ]
 MANY = [
     (Problem(f"r{i}", f"theorem r{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by"), "  omega") for i in range(40)
@@ -56,6 +60,7 @@ def test_same_verdicts_as_the_local_verifier_in_order(cluster: RayVerifier, lean
     local = get_verifier(lean, Policy()).verify_batch(MIXED)
     assert [(v.outcome, v.reasons) for v in remote] == [(v.outcome, v.reasons) for v in local]
     assert [v.outcome for v in remote][:3] == ["proved", "rejected", "rejected"]
+    assert [v.outcome for v in remote][-2:] == ["rejected", "rejected"]  # the forged answer, then a false proof
     assert len(cluster.pool.stats.per_actor) == 2  # both actors took a share
 
 

@@ -105,12 +105,24 @@ def processes_with(token: str, exclude: int) -> list[int]:
     return found
 
 
-def start_child(script: str) -> tuple[subprocess.Popen, str]:
-    token = uuid.uuid4().hex
-    env = {**os.environ, "LEANGYM_TEST_TOKEN": token}
+def lean_children(parent: int, marker: str = "Session.lean") -> list[int]:
+    """Lean processes `parent` started whose command line names `marker` (a Lean gets none of the
+    caller's environment, so a token there would not find it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == parent and marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def start_child(script: str) -> subprocess.Popen:
     code = "from leangym.lean_project import get_runtime\n" + textwrap.dedent(script)
-    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-    return child, token
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
 
 def wait_until(predicate, seconds: float) -> bool:
@@ -123,7 +135,7 @@ def wait_until(predicate, seconds: float) -> bool:
 
 
 def test_a_timed_out_run_leaves_no_process() -> None:
-    child, token = start_child(
+    child = start_child(
         f"""
         runtime = get_runtime("embedded", warm=0)
         [res] = runtime.check(["{SLOW}"], timeout=3)
@@ -136,7 +148,7 @@ def test_a_timed_out_run_leaves_no_process() -> None:
         assert child.stdout is not None
         status, spare = child.stdout.readline().split()
         assert status == "timeout"
-        assert set(processes_with(token, exclude=child.pid)) <= {int(spare)}  # the hung Lean is gone; a spare may wait
+        assert set(lean_children(child.pid)) <= {int(spare)}  # the hung Lean is gone; a spare may wait
     finally:
         child.kill()
         child.wait()
@@ -144,7 +156,7 @@ def test_a_timed_out_run_leaves_no_process() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupting_or_killing_python_leaves_no_process(sig: signal.Signals) -> None:
-    child, token = start_child(
+    child = start_child(
         f"""
         runtime = get_runtime("embedded", warm=1)
         runtime.prewarm()
@@ -153,10 +165,11 @@ def test_interrupting_or_killing_python_leaves_no_process(sig: signal.Signals) -
     )
     try:
         # Generous bounds: on a loaded 2-core machine start-up and reaping are slow; none is a timing claim.
-        assert wait_until(lambda: processes_with(token, exclude=child.pid) != [], 240), "Lean never started"
+        assert wait_until(lambda: lean_children(child.pid) != [], 240), "Lean never started"
+        pids = lean_children(child.pid)
         child.send_signal(sig)
         child.wait(timeout=120)
-        assert wait_until(lambda: processes_with(token, exclude=child.pid) == [], 60)
+        assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 60)
     finally:
         child.kill()
         child.wait()
@@ -190,12 +203,12 @@ def test_run_to_end_past_its_memory_cap_is_killed() -> None:
 # -- a Lean that dies is restarted, and no verdict is lost ------------------------------------
 
 
-def _kill_when(token: str, ready: Callable[[], bool], seconds: float = 240) -> threading.Thread:
-    """In the background: once `ready()`, SIGKILL every Lean process carrying `token`."""
+def _kill_when(pids: Callable[[], list[int]], ready: Callable[[], bool], seconds: float = 240) -> threading.Thread:
+    """In the background: once `ready()`, SIGKILL the Lean processes `pids()` names."""
 
     def run() -> None:
         if wait_until(ready, seconds):
-            for pid in processes_with(token, exclude=os.getpid()):
+            for pid in pids():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -213,14 +226,12 @@ def _every_verdict_decided(verdicts: list) -> None:
 
 
 @pytest.mark.lean
-def test_killing_a_session_mid_batch_loses_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    token = uuid.uuid4().hex
-    monkeypatch.setenv("LEANGYM_TEST_TOKEN", token)
+def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
     with get_runtime("embedded", mode="session") as runtime:
         verifier = Verifier(runtime)
         session = runtime.session
         assert session is not None
-        killer = _kill_when(token, lambda: session.pool.answered() >= 4)  # mid-batch
+        killer = _kill_when(lambda: [session.pool.workers[0].process.pid], lambda: session.pool.answered() >= 4)
         verdicts = verifier.verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
         killer.join()
         assert session.pool.restarts == 1
@@ -228,12 +239,11 @@ def test_killing_a_session_mid_batch_loses_no_verdict(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.lean
-def test_killing_a_one_shot_run_during_start_up_loses_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    token = uuid.uuid4().hex
-    monkeypatch.setenv("LEANGYM_TEST_TOKEN", token)
+def test_killing_a_one_shot_run_during_start_up_loses_no_verdict() -> None:
     started = time.monotonic()
     with FileRuntime(embedded.locate(), warm=0) as runtime:
-        killer = _kill_when(token, lambda: runtime.runs_started == 1 and time.monotonic() - started > 5)
+        ready = lambda: runtime.runs_started == 1 and time.monotonic() - started > 5  # noqa: E731
+        killer = _kill_when(lambda: lean_children(os.getpid(), "runner.js"), ready)
         verdicts = Verifier(runtime).verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
         killer.join()
         assert runtime.runs_started == 2  # the batch was run once more, whole

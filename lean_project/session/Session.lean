@@ -13,21 +13,36 @@ client, pool and runtime serve the embedded Lean and a native REPL:
   theorem, an instance, an `exact?` target) is visible to another unless it names that state;
 * the answer is `{"env": m, "messages": [...]}` followed by a blank line, each message
   `{"severity", "pos", "endPos", "data", "kind"}` as the REPL writes it; a request this
-  program does not serve is answered `{"message": why}`.
+  program does not serve is answered `{"message": why}`;
+* a request's `"id"` comes back in its answer (the client checks that an answer is the one it
+  waits for), and `"export": true` adds `"constants"`: every declaration the command added,
+  as data (`Export` below), for a trusted process to check with the kernel;
+* `{"replay": constants, "env": n, "target": [..], "reference": [..], "native": b}` is that
+  check (`replay` below): it elaborates nothing, it adds the constants through the kernel on
+  top of state `n` (a trusted reference: the header and the statement) and answers
+  `{"replay": "ok", "axioms": [...]}` or `{"replay": "rejected", "reason": .., "why": ..}`.
+
+A process that elaborates submitted text is untrusted (the text can run code while Lean
+elaborates it); a process that is only ever sent trusted text and `replay` requests is the
+judge. Both run this program; the client decides which process gets which request.
 
 The embedded Lean compiles this file to its interpreter's code on every start, and that
-interpreter cannot call library functions through their reduced-arity variants, so the code
-is deliberately plain: explicit recursion, no default or auto-bound arguments of library
-functions (`InputContext.mk'` rather than `mkInputContext`), no `m!` strings.
+interpreter cannot call library functions through their reduced-arity variants or the
+private helpers of specialised ones, so the code is deliberately plain: explicit recursion
+over arrays and lists (no `for`, `map`, `foldl`, `Std.HashMap`: the tables below are our
+own), no default or auto-bound arguments of library functions (`InputContext.mk'` rather
+than `mkInputContext`), no `m!` strings.
 -/
 module
 public import Lean.Elab.Frontend
+public import Lean.Util.CollectAxioms
 open Lean Elab
 
 /-- What the session remembers: the state after each answered command, and imported environments. -/
 structure Store where
   states : Array Command.State
   imported : List (String × Environment)
+  home : System.FilePath  -- the working folder, restored before every request
 
 def posJson (p : Position) : Json :=
   Json.mkObj [("line", Json.num p.line), ("column", Json.num p.column)]
@@ -66,6 +81,521 @@ def lookup (key : String) : List (String × Environment) → Option Environment
   | [] => none
   | (k, env) :: rest => if k == key then some env else lookup key rest
 
+/-! ## Export: the declarations a command added, as data
+
+Names, levels and expressions are tables in which an entry refers to earlier entries by
+index (shared subterms are written once):
+
+* `names`: `null` (anonymous, index 0), `[prefix, "str"]`, `[prefix, k]`;
+* `levels`: `["0"]`, `["s", l]`, `["m", l, l]`, `["i", l, l]`, `["p", name]`;
+* `exprs`: `["b", i]`, `["s", l]`, `["c", name, [l..]]`, `["a", f, x]`,
+  `["l"|"f", name, type, body, binder]`, `["t", name, type, value, body, nonDep]`,
+  `["n", "digits"]`, `["S", text]`, `["p", struct, i, e]` (metadata is dropped);
+* `constants`: `{"kind", "name", "params", "type", "value", ...}` for `thm`, `def`,
+  `opaque`; other kinds (`axiom`, `inductive`, ...) give only their kind and name.
+-/
+
+/-- A hash table from keys to indices, with nothing from the library's containers. Its arrays live
+in `IO.Ref`s and are updated by taking them out (`modify`), so they are never shared while they
+change and grow in place: a `{ s with a := s.a.push x }` copies `a` at every entry here. -/
+structure Table (α : Type) where
+  buckets : IO.Ref (Array (List (α × Nat)))
+  size : IO.Ref Nat
+
+def Table.new (α : Type) : IO (Table α) := do
+  let buckets ← IO.mkRef (Array.replicate 1024 [])
+  let size ← IO.mkRef 0
+  return { buckets, size }
+
+def findIn {α : Type} [BEq α] (k : α) : List (α × Nat) → Option Nat
+  | [] => none
+  | (k', i) :: rest => if k == k' then some i else findIn k rest
+
+def Table.find? {α : Type} [BEq α] [Hashable α] (t : Table α) (k : α) : IO (Option Nat) := do
+  let buckets ← t.buckets.get
+  return findIn k buckets[(hash k).toNat % buckets.size]!
+
+def insertRaw {α : Type} [Hashable α] (buckets : Array (List (α × Nat))) (k : α) (i : Nat) :
+    Array (List (α × Nat)) :=
+  let b := (hash k).toNat % buckets.size
+  let chain := buckets[b]!
+  (buckets.set! b []).set! b ((k, i) :: chain)
+
+def rehashList {α : Type} [Hashable α] (acc : Array (List (α × Nat))) : List (α × Nat) → Array (List (α × Nat))
+  | [] => acc
+  | (k, i) :: rest => rehashList (insertRaw acc k i) rest
+
+def rehash {α : Type} [Hashable α] (old : Array (List (α × Nat))) (i : Nat) (acc : Array (List (α × Nat))) :
+    Array (List (α × Nat)) :=
+  if h : i < old.size then rehash old (i + 1) (rehashList acc old[i]) else acc
+termination_by old.size - i
+
+def Table.insert {α : Type} [Hashable α] (t : Table α) (k : α) (i : Nat) : IO Unit := do
+  let size ← t.size.modifyGet fun n => (n, n + 1)
+  t.buckets.modify fun buckets =>
+    let buckets := if size < 2 * buckets.size then buckets
+      else rehash buckets 0 (Array.replicate (4 * buckets.size) [])
+    insertRaw buckets k i
+
+/-- The tables being written, and the index of each name, level and expression already in them. -/
+structure Export where
+  names : IO.Ref (Array Json)
+  nameIds : Table Name
+  levels : IO.Ref (Array Json)
+  levelIds : Table Level
+  exprs : IO.Ref (Array Json)
+  exprIds : Table Expr
+
+def Export.new : IO Export := do
+  let names ← IO.mkRef #[Json.null]
+  let nameIds ← Table.new Name
+  let levels ← IO.mkRef #[]
+  let levelIds ← Table.new Level
+  let exprs ← IO.mkRef #[]
+  let exprIds ← Table.new Expr
+  let x : Export := { names, nameIds, levels, levelIds, exprs, exprIds }
+  x.nameIds.insert Name.anonymous 0
+  return x
+
+/-- Append `j` to `entries` and remember it under `key`: its index. -/
+def add {α : Type} [Hashable α] (entries : IO.Ref (Array Json)) (ids : Table α) (key : α) (j : Json) : IO Nat := do
+  let i ← entries.modifyGet fun a => (a.size, a.push j)
+  ids.insert key i
+  return i
+
+def jnat (n : Nat) : Json := Json.num n
+
+partial def exName (x : Export) (n : Name) : IO Nat := do
+  match ← x.nameIds.find? n with
+  | some i => return i
+  | none =>
+    let j ← match n with
+      | .str p str => pure (Json.arr #[jnat (← exName x p), Json.str str])
+      | .num p k => pure (Json.arr #[jnat (← exName x p), jnat k])
+      | .anonymous => pure Json.null
+    add x.names x.nameIds n j
+
+partial def exLevel (x : Export) (l : Level) : IO Nat := do
+  match ← x.levelIds.find? l with
+  | some i => return i
+  | none =>
+    let j ← match l with
+      | .zero => pure (Json.arr #[Json.str "0"])
+      | .succ a => pure (Json.arr #[Json.str "s", jnat (← exLevel x a)])
+      | .max a b => pure (Json.arr #[Json.str "m", jnat (← exLevel x a), jnat (← exLevel x b)])
+      | .imax a b => pure (Json.arr #[Json.str "i", jnat (← exLevel x a), jnat (← exLevel x b)])
+      | .param n => pure (Json.arr #[Json.str "p", jnat (← exName x n)])
+      | .mvar _ => pure (Json.arr #[Json.str "?"])
+    add x.levels x.levelIds l j
+
+partial def exLevels (x : Export) (ls : List Level) (acc : Array Json) : IO Json := do
+  match ls with
+  | [] => return Json.arr acc
+  | l :: rest => exLevels x rest (acc.push (jnat (← exLevel x l)))
+
+partial def exNames (x : Export) (ns : List Name) (acc : Array Json) : IO Json := do
+  match ns with
+  | [] => return Json.arr acc
+  | n :: rest => exNames x rest (acc.push (jnat (← exName x n)))
+
+def binderCode : BinderInfo → Nat
+  | .default => 0
+  | .implicit => 1
+  | .strictImplicit => 2
+  | .instImplicit => 3
+
+/-- The index of an expression whose entry is written (metadata is transparent). -/
+partial def written (x : Export) (e : Expr) : IO Nat := do
+  match e with
+  | .mdata _ b => written x b
+  | _ => match ← x.exprIds.find? e with
+    | some i => return i
+    | none => throw (IO.userError "an expression was exported before its parts")
+
+def parts : Expr → List Expr
+  | .app f a => [f, a]
+  | .lam _ t b _ => [t, b]
+  | .forallE _ t b _ => [t, b]
+  | .letE _ t v b _ => [t, v, b]
+  | .proj _ _ a => [a]
+  | _ => []
+
+/-- The entry of `e`, whose parts are written already. -/
+def entry (x : Export) (e : Expr) : IO Json := do
+  match e with
+  | .bvar i => return Json.arr #[Json.str "b", jnat i]
+  | .sort l => return Json.arr #[Json.str "s", jnat (← exLevel x l)]
+  | .const n ls => return Json.arr #[Json.str "c", jnat (← exName x n), ← exLevels x ls #[]]
+  | .app f a => return Json.arr #[Json.str "a", jnat (← written x f), jnat (← written x a)]
+  | .lam n t b bi =>
+    return Json.arr #[Json.str "l", jnat (← exName x n), jnat (← written x t), jnat (← written x b),
+      jnat (binderCode bi)]
+  | .forallE n t b bi =>
+    return Json.arr #[Json.str "f", jnat (← exName x n), jnat (← written x t), jnat (← written x b),
+      jnat (binderCode bi)]
+  | .letE n t v b nd =>
+    return Json.arr #[Json.str "t", jnat (← exName x n), jnat (← written x t), jnat (← written x v),
+      jnat (← written x b), Json.bool nd]
+  | .lit (.natVal k) => return Json.arr #[Json.str "n", Json.str (toString k)]
+  | .lit (.strVal t) => return Json.arr #[Json.str "S", Json.str t]
+  | .proj n i a => return Json.arr #[Json.str "p", jnat (← exName x n), jnat i, jnat (← written x a)]
+  | _ => return Json.arr #[Json.str "?"]  -- free or meta variables: never in a declaration
+
+def pending (es : List Expr) (rest : List (Expr × Bool)) : List (Expr × Bool) :=
+  match es with
+  | [] => rest
+  | e :: more => (e, false) :: pending more rest
+
+/-- Write every expression of the work list, parts first, with a list for a stack: a proof term is
+deeper than the interpreter's stack holds (a `grind` proof overflowed a recursive walk). -/
+partial def drain (x : Export) (work : List (Expr × Bool)) : IO Unit := do
+  match work with
+  | [] => return
+  | (e, ready) :: rest =>
+    match e with
+    | .mdata _ b => drain x ((b, ready) :: rest)
+    | _ =>
+      if (← x.exprIds.find? e).isSome then drain x rest
+      else if ready then
+        let _ ← add x.exprs x.exprIds e (← entry x e)
+        drain x rest
+      else drain x (pending (parts e) ((e, true) :: rest))
+
+def exExpr (x : Export) (e : Expr) : IO Nat := do
+  drain x [(e, false)]
+  written x e
+
+def hintsJson : ReducibilityHints → Json
+  | .opaque => Json.str "o"
+  | .abbrev => Json.str "a"
+  | .regular h => jnat h.toNat
+
+def safetyJson : DefinitionSafety → Json
+  | .safe => Json.str "s"
+  | .unsafe => Json.str "u"
+  | .partial => Json.str "p"
+
+/-- `xs ++ ys`, by hand (the interpreter lacks the library's tail-recursive append). -/
+def appendAll {α : Type} : List α → List α → List α
+  | [], ys => ys
+  | x :: xs, ys => x :: appendAll xs ys
+
+/-- One constant: its kind, name, universe parameters, type, and what its kind adds. -/
+def exConstant (x : Export) (c : ConstantInfo) : IO Json := do
+  let head (kind : String) (v : ConstantVal) : IO (List (String × Json)) := do
+    return [("kind", Json.str kind), ("name", jnat (← exName x v.name)), ("params", ← exNames x v.levelParams #[]),
+      ("type", jnat (← exExpr x v.type))]
+  let body (value : Expr) (all : List Name) (extra : List (String × Json)) : IO (List (String × Json)) := do
+    return ("value", jnat (← exExpr x value)) :: ("all", ← exNames x all #[]) :: extra
+  match c with
+  | .thmInfo v => return Json.mkObj (appendAll (← head "thm" v.toConstantVal) (← body v.value v.all []))
+  | .defnInfo v =>
+    let extra := [("hints", hintsJson v.hints), ("safety", safetyJson v.safety)]
+    return Json.mkObj (appendAll (← head "def" v.toConstantVal) (← body v.value v.all extra))
+  | .opaqueInfo v =>
+    let extra := [("unsafe", Json.bool v.isUnsafe)]
+    return Json.mkObj (appendAll (← head "opaque" v.toConstantVal) (← body v.value v.all extra))
+  | other =>
+    let kind := match other with
+      | .axiomInfo _ => "axiom"
+      | .quotInfo _ => "quot"
+      | .inductInfo _ => "inductive"
+      | .ctorInfo _ => "constructor"
+      | _ => "recursor"
+    return Json.mkObj [("kind", Json.str kind), ("name", jnat (← exName x other.name))]
+
+-- The constants of the map's own stage (those added after the imports), by walking its nodes.
+mutual
+  partial def stageNode (n : PersistentHashMap.Node Name ConstantInfo) (acc : Array ConstantInfo) :
+      Array ConstantInfo :=
+    match n with
+    | .entries es => stageEntries es 0 acc
+    | .collision _ vs _ => pushAll vs 0 acc
+  partial def stageEntries (es : Array (PersistentHashMap.Entry Name ConstantInfo
+      (PersistentHashMap.Node Name ConstantInfo))) (i : Nat) (acc : Array ConstantInfo) : Array ConstantInfo :=
+    if i < es.size then
+      let acc := match es[i]! with
+        | .entry _ v => acc.push v
+        | .ref n => stageNode n acc
+        | .null => acc
+      stageEntries es (i + 1) acc
+    else acc
+  partial def pushAll (vs : Array ConstantInfo) (i : Nat) (acc : Array ConstantInfo) : Array ConstantInfo :=
+    if i < vs.size then pushAll vs (i + 1) (acc.push vs[i]!) else acc
+end
+
+partial def exConstants (x : Export) (cs : Array ConstantInfo) (i : Nat) (acc : Array Json) : IO (Array Json) := do
+  if i < cs.size then exConstants x cs (i + 1) (acc.push (← exConstant x cs[i]!)) else return acc
+
+def exportEnv (env : Environment) : IO Json := do
+  let x ← Export.new
+  let cs ← exConstants x (stageNode env.constants.map₂.root #[]) 0 #[]
+  return Json.mkObj [("names", Json.arr (← x.names.get)), ("levels", Json.arr (← x.levels.get)),
+    ("exprs", Json.arr (← x.exprs.get)), ("constants", Json.arr cs)]
+
+/-! ## Replay: the trusted half
+
+The tables are read back entry by entry (an index must point to an earlier entry), then each
+constant is added with the kernel, in the order given (the client sorts them so that every
+constant comes after those it uses). Constants the reference already holds (the header's own
+declarations) are skipped: the trusted ones stay. Nothing here parses or runs Lean text.
+-/
+
+structure Imported where
+  names : Array Name
+  levels : Array Level
+  exprs : Array Expr
+  native : Bool  -- a `Lean.reduceBool`/`Lean.reduceNat` occurs (evaluated by the compiler)
+
+abbrev Reader := Except String
+
+def idx (j : Json) (bound : Nat) (what : String) : Reader Nat :=
+  match j.getNat? with
+  | .ok i => if i < bound then pure i else throw s!"{what} index {i} out of range"
+  | .error _ => throw s!"bad {what} index"
+
+def field (a : Array Json) (i : Nat) : Json := a.getD i Json.null
+
+def str (j : Json) : Reader String :=
+  match j.getStr? with
+  | .ok s => pure s
+  | .error e => throw e
+
+def arr (j : Json) : Reader (Array Json) :=
+  match j.getArr? with
+  | .ok a => pure a
+  | .error e => throw e
+
+def readName (im : Imported) (j : Json) : Reader Name := do
+  if j.isNull then return Name.anonymous
+  let a ← arr j
+  let p := im.names[← idx (field a 0) im.names.size "name"]!
+  match (field a 1).getStr? with
+  | .ok s => return Name.str p s
+  | .error _ => match (field a 1).getNat? with
+    | .ok k => return Name.num p k
+    | .error _ => throw "bad name"
+
+def readLevel (im : Imported) (j : Json) : Reader Level := do
+  let a ← arr j
+  let lv (i : Nat) : Reader Level := do return im.levels[← idx (field a i) im.levels.size "level"]!
+  match ← str (field a 0) with
+  | "0" => return Level.zero
+  | "s" => return Level.succ (← lv 1)
+  | "m" => return Level.max (← lv 1) (← lv 2)
+  | "i" => return Level.imax (← lv 1) (← lv 2)
+  | "p" => return Level.param im.names[← idx (field a 1) im.names.size "name"]!
+  | _ => throw "bad level"
+
+def readBinder : Nat → Reader BinderInfo
+  | 0 => pure .default
+  | 1 => pure .implicit
+  | 2 => pure .strictImplicit
+  | 3 => pure .instImplicit
+  | _ => throw "bad binder"
+
+def levelList (im : Imported) (js : List Json) (acc : Array Level) : Reader (List Level) :=
+  match js with
+  | [] => pure acc.toList
+  | j :: rest => do levelList im rest (acc.push im.levels[← idx j im.levels.size "level"]!)
+
+def readExpr (im : Imported) (j : Json) : Reader (Expr × Bool) := do
+  let a ← arr j
+  let nm (i : Nat) : Reader Name := do return im.names[← idx (field a i) im.names.size "name"]!
+  let ex (i : Nat) : Reader Expr := do return im.exprs[← idx (field a i) im.exprs.size "expr"]!
+  let nat (i : Nat) : Reader Nat := match (field a i).getNat? with
+    | .ok k => pure k
+    | .error e => throw e
+  match ← str (field a 0) with
+  | "b" => return (Expr.bvar (← nat 1), false)
+  | "s" => return (Expr.sort im.levels[← idx (field a 1) im.levels.size "level"]!, false)
+  | "c" =>
+    let n ← nm 1
+    let ls ← levelList im (← arr (field a 2)).toList #[]
+    return (Expr.const n ls, n == `Lean.reduceBool || n == `Lean.reduceNat)
+  | "a" => return (Expr.app (← ex 1) (← ex 2), false)
+  | "l" => return (Expr.lam (← nm 1) (← ex 2) (← ex 3) (← readBinder (← nat 4)), false)
+  | "f" => return (Expr.forallE (← nm 1) (← ex 2) (← ex 3) (← readBinder (← nat 4)), false)
+  | "t" =>
+    let nd := match (field a 5).getBool? with
+      | .ok b => b
+      | .error _ => false
+    return (Expr.letE (← nm 1) (← ex 2) (← ex 3) (← ex 4) nd, false)
+  | "n" => match (← str (field a 1)).toNat? with
+    | some k => return (Expr.lit (.natVal k), false)
+    | none => throw "bad literal"
+  | "S" => return (Expr.lit (.strVal (← str (field a 1))), false)
+  | "p" => return (Expr.proj (← nm 1) (← nat 2) (← ex 3), false)
+  | _ => throw "unsupported expression"
+
+-- Each table is read into an array passed along on its own (so it grows in place).
+def readNames (im : Imported) (js : Array Json) (i : Nat) (acc : Array Name) : Reader (Array Name) :=
+  if i < js.size then do
+    let n ← readName { im with names := acc } js[i]!
+    readNames im js (i + 1) (acc.push n)
+  else pure acc
+termination_by js.size - i
+
+def readLevels (im : Imported) (js : Array Json) (i : Nat) (acc : Array Level) : Reader (Array Level) :=
+  if i < js.size then do
+    let l ← readLevel { im with levels := acc } js[i]!
+    readLevels im js (i + 1) (acc.push l)
+  else pure acc
+termination_by js.size - i
+
+def readExprs (im : Imported) (js : Array Json) (i : Nat) (acc : Array Expr) (native : Bool) :
+    Reader (Array Expr × Bool) :=
+  if i < js.size then do
+    let (e, isNative) ← readExpr { im with exprs := acc } js[i]!
+    readExprs im js (i + 1) (acc.push e) (native || isNative)
+  else pure (acc, native)
+termination_by js.size - i
+
+def readTables (j : Json) : Reader Imported := do
+  let names ← arr (j.getObjValD "names")
+  if names.size == 0 || !names[0]!.isNull then throw "the name table must start with the anonymous name"
+  let empty : Imported := { names := #[], levels := #[], exprs := #[], native := false }
+  let names ← readNames empty names 1 #[Name.anonymous]
+  let levels ← readLevels { empty with names } (← arr (j.getObjValD "levels")) 0 #[]
+  let (exprs, native) ← readExprs { empty with names, levels } (← arr (j.getObjValD "exprs")) 0 #[] false
+  return { names, levels, exprs, native }
+
+def nameList (im : Imported) (js : List Json) (acc : Array Name) : Reader (List Name) :=
+  match js with
+  | [] => pure acc.toList
+  | j :: rest => do nameList im rest (acc.push im.names[← idx j im.names.size "name"]!)
+
+def readHints (j : Json) : Reader ReducibilityHints :=
+  match j.getStr? with
+  | .ok "o" => pure .opaque
+  | .ok "a" => pure .abbrev
+  | .ok _ => throw "bad hints"
+  | .error _ => match j.getNat? with
+    | .ok h => pure (.regular h.toUInt32)
+    | .error e => throw e
+
+def readSafety (j : Json) : Reader DefinitionSafety :=
+  match j.getStr? with
+  | .ok "s" => pure .safe
+  | .ok "u" => pure .unsafe
+  | .ok "p" => pure .partial
+  | _ => throw "bad safety"
+
+/-- A constant as a kernel declaration; `none` for one that is skipped (unsafe: the kernel
+refuses every safe declaration that uses it, so skipping it loses nothing that is sound). -/
+def readDecl (im : Imported) (c : Json) : Reader (Name × Option Declaration) := do
+  let name := im.names[← idx (c.getObjValD "name") im.names.size "name"]!
+  let kind ← str (c.getObjValD "kind")
+  if kind != "thm" && kind != "def" && kind != "opaque" then
+    throw s!"the proof declares an {kind} ({name.toString}): only theorems and definitions are replayed"
+  let params ← nameList im (← arr (c.getObjValD "params")).toList #[]
+  let type := im.exprs[← idx (c.getObjValD "type") im.exprs.size "expr"]!
+  let value := im.exprs[← idx (c.getObjValD "value") im.exprs.size "expr"]!
+  let all ← nameList im (← arr (c.getObjValD "all")).toList #[]
+  match kind with
+  | "thm" => return (name, some (.thmDecl { name, levelParams := params, type, value, all }))
+  | "def" =>
+    let safety ← readSafety (c.getObjValD "safety")
+    if safety == .unsafe then return (name, none)
+    let hints ← readHints (c.getObjValD "hints")
+    return (name, some (.defnDecl { name, levelParams := params, type, value, hints, safety, all }))
+  | _ =>
+    let isUnsafe := match (c.getObjValD "unsafe").getBool? with
+      | .ok b => b
+      | .error _ => true
+    if isUnsafe then return (name, none)
+    return (name, some (.opaqueDecl { name, levelParams := params, type, value, isUnsafe, all }))
+
+def nameOf (parts : List Json) (acc : Name) : Name :=
+  match parts with
+  | [] => acc
+  | p :: rest => match p.getStr? with
+    | .ok s => nameOf rest (Name.str acc s)
+    | .error _ => nameOf rest acc
+
+def kernelWhy (e : Kernel.Exception) : IO String := do
+  (e.toMessageData {}).toString
+
+/-- The target with the reference statement's type: the kernel checks the proof against *that*. -/
+def asReference (d : Declaration) (ref : ConstantInfo) : Declaration :=
+  match d with
+  | .thmDecl v => .thmDecl { v with type := ref.type, levelParams := ref.levelParams }
+  | other => other
+
+structure Outcome where
+  env : Kernel.Environment
+  found : Name  -- the target's name as declared (private in a `module`)
+  failure : Option (String × String)  -- (reason, why)
+
+partial def addAll (env : Kernel.Environment) (im : Imported) (cs : Array Json) (i : Nat) (target : Name)
+    (ref : ConstantInfo) (found : Option Name) : IO Outcome := do
+  let stop (reason why : String) : Outcome := { env, found := target, failure := some (reason, why) }
+  if i ≥ cs.size then
+    match found with
+    | some n => return { env, found := n, failure := none }
+    | none => return stop "missing_declaration" s!"the proof's run declared no {target.toString}"
+  match readDecl im cs[i]! with
+  | .error why => return stop "unexpected_declaration" why
+  | .ok (name, decl) =>
+    if (env.find? name).isSome then  -- the reference holds its own (trusted) declaration of that name
+      return ← addAll env im cs (i + 1) target ref found
+    match decl with
+    | none => addAll env im cs (i + 1) target ref found
+    | some d =>
+      let isTarget := name == target || name == mkPrivateName (Environment.ofKernelEnv env) target
+      if isTarget then
+        match d with
+        | .thmDecl v =>
+          match Kernel.isDefEq (Environment.ofKernelEnv env) {} v.type ref.type with
+          | .ok true => pure ()
+          | .ok false => return stop "statement_modified" s!"{target.toString} does not have the reference statement's type"
+          | .error e => return stop "statement_modified" (← kernelWhy e)
+        | _ => return stop "missing_declaration" s!"{target.toString} is not a theorem"
+      match Kernel.Environment.addDecl env {} (if isTarget then asReference d ref else d) none with
+      | .ok env => addAll env im cs (i + 1) target ref (if isTarget then some name else found)
+      | .error e => return stop "kernel_rejected" (← kernelWhy e)
+
+def namesJson (ns : Array Name) (i : Nat) (acc : Array Json) : Array Json :=
+  if h : i < ns.size then namesJson ns (i + 1) (acc.push (Json.str ns[i].toString)) else acc
+termination_by ns.size - i
+
+def replayAnswer (reason why : String) : List (String × Json) :=
+  [("replay", Json.str "rejected"), ("reason", Json.str reason), ("why", Json.str why)]
+
+/-- Check the exported `constants` on top of the reference environment `env` (see the section doc). -/
+def replay (env : Environment) (j : Json) : IO (List (String × Json)) := do
+  let parts := match (j.getObjValD "target").getArr? with
+    | .ok a => a.toList
+    | .error _ => []
+  -- Every file is a `module` on the embedded Lean, so a declaration's name may be private.
+  let public? (n : Name) : Name := if (env.toKernelEnv.find? n).isSome then n else mkPrivateName env n
+  let target := nameOf parts Name.anonymous
+  let refParts := match (j.getObjValD "reference").getArr? with
+    | .ok a => a.toList
+    | .error _ => []
+  let some ref := env.toKernelEnv.find? (public? (nameOf refParts Name.anonymous))
+    | return replayAnswer "bad_reference" "the reference environment has no such statement"
+  let tables := j.getObjValD "replay"
+  match readTables tables with
+  | .error why => return replayAnswer "malformed_export" why
+  | .ok im =>
+    let native := match (j.getObjValD "native").getBool? with
+      | .ok b => b
+      | .error _ => false
+    if im.native && !native then
+      return replayAnswer "native_code" "the proof evaluates code with the compiler (Lean.reduceBool)"
+    let cs := match (tables.getObjValD "constants").getArr? with
+      | .ok a => a
+      | .error _ => #[]
+    let out ← addAll env.toKernelEnv im cs 0 target ref none
+    match out.failure with
+    | some (reason, why) => return replayAnswer reason why
+    | none =>
+      let ((), st) := (CollectAxioms.collect out.found).run (Environment.ofKernelEnv out.env) |>.run {}
+      return [("replay", Json.str "ok"), ("axioms", Json.arr (namesJson st.axioms 0 #[]))]
+
+/-! ## The session -/
+
 /-- The state a fresh command starts from: its header's imports loaded (once per session). -/
 def fresh (store : Store) (input : Parser.InputContext) :
     IO (Command.State × Parser.ModuleParserState × Store) := do
@@ -82,7 +612,8 @@ def fresh (store : Store) (input : Parser.InputContext) :
   return ({ state with infoState := { enabled := false } }, parserState, store)
 
 /-- Elaborate `text` from `start` (or from scratch), remember the state it leaves, answer. -/
-def command (store : Store) (text : String) (start : Option Command.State) : IO (Json × Store) := do
+def command (store : Store) (text : String) (start : Option Command.State) (wantExport : Bool) :
+    IO (List (String × Json) × Store) := do
   let input := inputOf text
   let (state, parserState, store) ← match start with
     | some s => pure ({ s with messages := {} }, { : Parser.ModuleParserState }, store)
@@ -92,22 +623,24 @@ def command (store : Store) (text : String) (start : Option Command.State) : IO 
   let messages ← messagesJson after.messages.toList #[]
   let id := store.states.size
   let store := { store with states := store.states.push { after with messages := {} } }
-  return (Json.mkObj [("env", Json.num id), ("messages", Json.arr messages)], store)
+  let fields := [("env", Json.num id), ("messages", Json.arr messages)]
+  if wantExport then return (appendAll fields [("constants", ← exportEnv after.env)], store)
+  return (fields, store)
 
-def refuse (why : String) : Json := Json.mkObj [("message", Json.str why)]
+def refuse (why : String) : List (String × Json) := [("message", Json.str why)]
 
-def answer (store : Store) (request : String) : IO (Json × Store) := do
-  match Json.parse request with
-  | .error e => return (refuse ("unreadable request: " ++ e), store)
-  | .ok j =>
-    match (j.getObjValD "cmd").getStr? with
-    | .error _ => return (refuse "this session serves only {\"cmd\": ...} requests", store)
-    | .ok text =>
-      match (j.getObjValD "env").getNat? with
-      | .error _ => command store text none
-      | .ok n =>
-        if h : n < store.states.size then command store text (some store.states[n])
-        else return (refuse "Unknown environment.", store)
+def answer (store : Store) (j : Json) : IO (List (String × Json) × Store) := do
+  let state? := match (j.getObjValD "env").getNat? with
+    | .ok n => if h : n < store.states.size then some (some store.states[n]) else none
+    | .error _ => some none
+  let wantExport := match (j.getObjValD "export").getBool? with
+    | .ok b => b
+    | .error _ => false
+  match state?, (j.getObjValD "cmd").getStr?, j.getObjVal? "replay" with
+  | none, _, _ => return (refuse "Unknown environment.", store)
+  | some start, .ok text, _ => command store text start wantExport
+  | some (some s), _, .ok _ => return (← replay s.env j, store)
+  | _, _, _ => return (refuse "this session serves {\"cmd\": ...} and {\"replay\": ..., \"env\": n} requests", store)
 
 /-- Read lines up to a blank one (or the end of input), joined: one request. -/
 partial def readRequest (stdin : IO.FS.Stream) (acc : String) : IO (Option String) := do
@@ -125,8 +658,15 @@ partial def serve (stdin stdout : IO.FS.Stream) (store : Store) : IO Unit := do
   match ← readRequest stdin "" with
   | none => return
   | some request =>
-    let (reply, store) ← answer store request
-    stdout.putStr (reply.compress ++ "\n\n")
+    IO.Process.setCurrentDir store.home  -- what an earlier command changed is undone
+    let (fields, store) ← match Json.parse request with
+      | .error e => pure (refuse ("unreadable request: " ++ e), store)
+      | .ok j => do
+        let (fields, store) ← answer store j
+        match j.getObjVal? "id" with
+        | .ok id => pure (("id", id) :: fields, store)
+        | .error _ => pure (fields, store)
+    stdout.putStr ((Json.mkObj fields).compress ++ "\n\n")
     stdout.flush
     serve stdin stdout store
 
@@ -137,5 +677,5 @@ public def main (args : List String) : IO UInt32 := do
       let handle ← IO.FS.Handle.mk path IO.FS.Mode.read
       pure (IO.FS.Stream.ofHandle handle)
     | [] => IO.getStdin
-  serve requests (← IO.getStdout) { states := #[], imported := [] }
+  serve requests (← IO.getStdout) { states := #[], imported := [], home := ← IO.currentDir }
   return 0

@@ -1,0 +1,83 @@
+"""What the trusted judge costs, measured in one run against the untrusted check alone.
+
+    python bench/trusted.py [--proofs 64]
+
+Before the judge, a verdict was read off the untrusted Lean run's messages; now the judge
+replays every accepted proof through the kernel in a second process (`lean_project/kernel.py`).
+
+1. Cold: the first verdict of one small proof with no warm Lean process, wall seconds and peak
+   private memory of the Lean processes: the untrusted check alone (`runtime.check`: the old
+   verdict path) against a verdict with the judge (`Verifier.verify_batch`).
+2. Warm: `--proofs` new small proofs (the mix of bench/runtime_batching.py), steady state: the
+   untrusted check alone against `verify_batch` with the judge (the same proofs' twins, so
+   neither answer is cached), and the judge's own share.
+
+Ratios are printed beside each pair; every number comes from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from runtime_batching import problem_and_proof  # the same small proofs (bench/ is on sys.path)
+from session import SMALL, PeakSampler, row, timed
+
+from leangym.lean_project import get_runtime
+from leangym.lean_project.embedded import locate
+from leangym.rewards import Problem, Verifier
+
+PROBLEM = Problem("small", SMALL.split(":= by")[0] + ":= by")
+
+
+def cold() -> None:
+    print("1. cold: first verdict of one small proof, no warm process")
+    with PeakSampler() as peak:
+        runtime = get_runtime("embedded")
+        base = timed(lambda: runtime.check([SMALL]))
+        runtime.close()
+    row("untrusted check alone (the old verdict path)", base, peak.peak)
+    with PeakSampler() as peak:
+        runtime = get_runtime("embedded")
+        verdicts: list = []
+        wall = timed(lambda: verdicts.append(Verifier(runtime).verify(PROBLEM, "  omega")))
+        runtime.close()
+    assert verdicts[0].proved, verdicts
+    row("verdict with the judge", wall, peak.peak, base)
+
+
+def warm(n: int) -> None:
+    print(f"\n2. {n} new small proofs, steady state")
+    pairs = [problem_and_proof(i) for i in range(2 * n + 4)]
+    runtime = get_runtime("embedded")
+    verifier = Verifier(runtime)
+    verifier.verify_batch(pairs[-4:])  # the session and the judge are up and have answered
+    sources = [f"{p.header}{p.formal_statement}\n{b}" for p, b in pairs[n : 2 * n]]
+    base = timed(lambda: runtime.check(sources))
+    verdicts: list = []
+    wall = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[:n])))
+    assert all(v.proved for v in verdicts), [v for v in verdicts if not v.proved][:1]
+    judge_before = runtime.judge.pool.answered()
+    runtime.close()
+    row("untrusted check alone", base)
+    row("verify_batch with the judge", wall, None, base)
+    print(f"  {'':<46} ({wall / n * 1000:.0f} ms a proof; judge requests so far {judge_before})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proofs", type=int, default=64)
+    ap.add_argument("--only", choices=["cold", "warm"])
+    args = ap.parse_args()
+    print(f"embedded Lean {locate().version}, {os.cpu_count()} cores\n")
+    t0 = time.monotonic()
+    if args.only in (None, "cold"):
+        cold()
+    if args.only in (None, "warm"):
+        warm(args.proofs)
+    print(f"\n(total {time.monotonic() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
