@@ -204,7 +204,8 @@ class EmbeddedLauncher:
         if why is not None:
             raise OSError(why)
         folder = str(requests_file.parent)
-        argv, env = self.confined(reads=(folder, str(self.runner.parent)), writes=(f"{requests_file}.waiting",))
+        marks = (f"{requests_file}.waiting", str(requests_file))  # the runner's mark; it removes the requests
+        argv, env = self.confined(reads=(folder, str(self.runner.parent)), writes=marks)
         env["LEAN_JS"] = str(self.glue)
         env["LEANGYM_MOUNTS"] += ":" + folder  # Lean reads its requests there
         return [*argv, str(self.runner), "--run", str(self.session), str(requests_file)], env
@@ -224,9 +225,9 @@ class EmbeddedLauncher:
     def confined(self, reads: Sequence[str] = (), writes: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
         """Node under its permission model, and the environment of a confined Lean (see patch 8).
 
-        It may read the toolchain and `reads`, write only `writes` (none for a Lean: only the
-        one-shot runner's `.waiting` mark), start worker threads (Lean's threads) and nothing
-        else: no child process, no native add-on. The environment holds nothing of the
+        It may read the toolchain and `reads`, write only `writes` (for a Lean none; the one-shot
+        runner marks `.waiting` and removes the request file once read), start worker threads
+        (Lean's threads) and nothing else: no child process, no native add-on. The environment holds nothing of the
         caller's but PATH: a proof can read environment variables.
         """
         toolchain = (self.library, self.glue.parent, self.glue.with_name("lean.wasm").resolve())

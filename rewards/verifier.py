@@ -202,8 +202,9 @@ class Verifier:
         checks = []
         for i in todo:
             job, constants = jobs[i], results[i].constants
-            if constants is None:  # nothing the judge could replay: the run answered without an export
-                out[i] = Verdict("error", ("no_export",), detail="the Lean run exported no declarations")
+            if constants is None:  # the session program always exports: an answer without one is forged
+                detail = "the Lean run that elaborated this proof answered without its declarations"
+                out[i] = Verdict("rejected", ("no_export",), detail=detail)
             elif job.name is None:
                 out[i] = Verdict("error", ("bad_problem",), detail="an `example` names no theorem the judge can check")
             else:

@@ -284,7 +284,7 @@ CONTROLS = [
     Case("subst", "trans", "  subst h₁\n  subst h₂\n  rfl", "proved"),
     Case("exact-question-mark", "add_comm", "  exact?", "proved"),  # succeeds: a suggestion, not a sorry
     Case("open-in", "add_comm", "  open Nat in omega", "proved"),
-    Case("open-renaming-in", "add_comm", "  open Nat renaming add_comm → ac in\n  exact ac a b", "proved"),
+    Case("open-renaming-in", "zero_add", "  open Nat renaming zero_add → za in\n  exact za n", "proved"),
     Case("no-indent", "add_zero", "simp", "proved"),
     Case("leading-newline", "add_zero", "\n  simp", "proved"),
     Case("comment-mentions-sorry", "add_zero", "  simp -- sorry, admit and native_decide are refused", "proved"),

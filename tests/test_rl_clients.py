@@ -104,11 +104,14 @@ class _Failing(LeanRuntime):
     def can_import(self, module: str) -> bool:
         return self.inner.can_import(module)
 
-    def check(self, sources, *, timeout=None) -> list[SourceResult]:  # type: ignore[no-untyped-def]
+    def check(self, sources, *, timeout=None, export=False) -> list[SourceResult]:  # type: ignore[no-untyped-def]
         if self.failures > 0:
             self.failures -= 1
             return [SourceResult("error", error=InfraError("startup", "injected: Lean did not start"))] * len(sources)
-        return self.inner.check(sources, timeout=timeout)
+        return self.inner.check(sources, timeout=timeout, export=export)
+
+    def kernel_check(self, items, *, timeout=None):  # type: ignore[no-untyped-def]
+        return self.inner.kernel_check(items, timeout=timeout)
 
 
 @pytest.mark.lean

@@ -89,6 +89,8 @@ ORACLE = {  # id -> (body on TRUE, expected outcome): what a proof could do, rea
     "write-outside": (io(f'IO.FS.writeFile "{OUTSIDE}" "x"'), "rejected"),
     "write-own-folder": (io('IO.FS.writeFile "note.txt" "x"'), "rejected"),
     "write-memory-fs": (io('IO.FS.writeFile "/tmp/note.txt" "x"'), "rejected"),
+    "read-requests": (io('let _ ← IO.FS.readFile "requests.jsonl"'), "rejected"),  # one-shot: its own folder's
+    "getenv": (io('let v ← IO.getEnv "HOME"\nif v.isNone then throw (IO.userError "") else pure ()'), "rejected"),
     "chdir-then": (io('IO.Process.setCurrentDir "/"'), "proved"),  # allowed, and undone before the next source
     "cwd-is-not-root": (
         io('let d ← IO.currentDir\nif d.toString == "/" then pure () else throw (IO.userError "")'),

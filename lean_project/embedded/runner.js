@@ -10,7 +10,8 @@
 // long-lived session reads its requests on stdin instead: `embedded.session_command`.)
 //
 // While it waits, REQUESTS.waiting exists (the spare is warm). A spare that is never used
-// exits by itself after LEANGYM_SPARE_TTL seconds (default 3600).
+// exits by itself after LEANGYM_SPARE_TTL seconds (default 3600). Once Lean has read REQUESTS
+// (whole, before any request runs) the file is removed.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -19,6 +20,7 @@ const input = path.resolve(process.argv[process.argv.length - 1]);
 const ttlMs = 1000 * Number(process.env.LEANGYM_SPARE_TTL || 3600);
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let arrived = false;
+let inputFd = -1; // REQUESTS, while Lean has it open
 
 function waitForInput(p) {
   if (arrived || path.resolve(String(p)) !== input) return;
@@ -35,8 +37,22 @@ for (const name of ["lstatSync", "statSync", "openSync", "readFileSync"]) {
   const original = fs[name];
   fs[name] = function (p, ...rest) {
     waitForInput(p);
-    return original.call(this, p, ...rest);
+    const result = original.call(this, p, ...rest);
+    if (name === "openSync" && path.resolve(String(p)) === input) inputFd = result;
+    return result;
   };
 }
+
+// The session program reads REQUESTS whole before it runs any request. Once it closes the file,
+// the file goes: code inside a proof cannot read the other requests (or their ids) from it.
+const closeSync = fs.closeSync;
+fs.closeSync = function (fd, ...rest) {
+  const result = closeSync.call(this, fd, ...rest);
+  if (fd === inputFd) {
+    inputFd = -1;
+    fs.unlinkSync(input);
+  }
+  return result;
+};
 
 require(process.env.LEAN_JS);

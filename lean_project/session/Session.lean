@@ -670,12 +670,14 @@ partial def serve (stdin stdout : IO.FS.Stream) (store : Store) : IO Unit := do
     stdout.flush
     serve stdin stdout store
 
-/-- Serve requests from stdin, or from the file named by the first argument (a one-shot batch). -/
+/-- Serve requests from stdin, or from the file named by the first argument (a one-shot batch),
+read whole at the start: no request's code runs while the file (with every request's id) exists. -/
 public def main (args : List String) : IO UInt32 := do
   let requests ← match args with
-    | path :: _ => do
-      let handle ← IO.FS.Handle.mk path IO.FS.Mode.read
-      pure (IO.FS.Stream.ofHandle handle)
+    | path :: _ => do  -- read whole before any request runs (the runner then removes the file)
+      let text ← IO.FS.readFile path
+      let buffer ← IO.mkRef ({ data := text.toUTF8 } : IO.FS.Stream.Buffer)
+      pure (IO.FS.Stream.ofBuffer buffer)
     | [] => IO.getStdin
   serve requests (← IO.getStdout) { states := #[], imported := [], home := ← IO.currentDir }
   return 0
