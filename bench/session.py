@@ -1,19 +1,20 @@
 """The embedded Lean as a long-lived session against the ways before it, measured in one run.
 
-    python bench/session.py [--steps 50] [--oneshot-steps 3] [--checks 1000] [--workers 1]
+    python bench/session.py [--steps 50] [--oneshot-steps 3] [--checks 1000] [--workers 1] [--idle 60]
 
 1. Cold: the first verdict of one small proof with no warm Lean process, wall seconds and
    peak resident memory: `lean --json` on a file with the glue as this project patched it
    before (only the symbol lookup and the debug output fixed: how every check started) and
-   with today's patched glue, a one-shot batch
-   (`FileRuntime`: the session program over a request file), and a session (runtime made,
-   then one check).
+   with today's patched glue, then a one-shot batch (`FileRuntime`: the session program over
+   a request file) and a session (runtime made, then one check), each started both ways:
+   Lean elaborating Session.lean at start, and the precompiled program (`Boot.lean`).
 2. A `LeanTactic-v0` step in steady state: the median of `--steps` steps, each on a state
    no step saw before (so no cache answers it), on a warm session; and of `--oneshot-steps`
    steps with one Lean process per step.
 3. 64 new small proofs through `Verifier.verify_batch` in steady state (session warm), and
    the same on one-shot batches, cold.
 4. The memory of one session over `--checks` checks of new proofs (resident, private).
+5. The CPU an idle session uses over `--idle` seconds (after its first answer).
 
 Ratios are printed beside each pair; every number comes from this one run.
 """
@@ -27,6 +28,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -108,14 +110,18 @@ def cold(launcher: embedded.EmbeddedLauncher) -> None:
     row("lean --json FILE, glue as patched before", before, before_mib)
     wall, mib = peak_of_child([str(launcher.node), str(launcher.glue), "--json", str(path)], env, workdir)
     row("lean --json FILE, patched glue", wall, mib, before)
-    with PeakSampler() as peak, FileRuntime(launcher, warm=0) as oneshot:
-        wall = timed(lambda: oneshot.check([SMALL]))
-    row("one-shot batch (FileRuntime)", wall, peak.peak, before)
-    with PeakSampler() as peak:
-        session = embedded.session_runtime(launcher)
-        wall = timed(lambda: session.check([SMALL]))
-        session.close()
-    row("session (runtime made, then one check)", wall, peak.peak, before)
+    launches = [("elaborating Session.lean", replace(launcher, boot=None))]
+    if launcher.boot is not None:
+        launches.append(("precompiled", launcher))
+    for name, started in launches:
+        with PeakSampler() as peak, FileRuntime(started, warm=0) as oneshot:
+            wall = timed(lambda oneshot=oneshot: oneshot.check([SMALL]))
+        row(f"one-shot batch, {name}", wall, peak.peak, before)
+        with PeakSampler() as peak:
+            session = embedded.session_runtime(started)
+            wall = timed(lambda session=session: session.check([SMALL]))
+            session.close()
+        row(f"session, {name}", wall, peak.peak, before)
 
 
 def tactic_steps(n: int, oneshot_steps: int) -> None:
@@ -179,13 +185,32 @@ def memory(checks: int, workers: int) -> None:
     runtime.close()
 
 
+def idle(seconds: float) -> None:
+    print(f"\n5. an idle session over {seconds:.0f} s")
+    runtime = embedded.session_runtime(workers=1)
+    runtime.check([SMALL])
+    pid = runtime.pool.workers[0].process.pid
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:  # user + system seconds of the Lean process (fields 14, 15 of its stat)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    before = cpu()
+    time.sleep(seconds)
+    used = cpu() - before
+    runtime.close()
+    print(f"  CPU used: {used:.2f} s = {100 * used / seconds:.2f} % of a core")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--oneshot-steps", type=int, default=3)
     ap.add_argument("--checks", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", choices=["cold", "steps", "proofs", "memory"])
+    ap.add_argument("--idle", type=float, default=60.0)
+    ap.add_argument("--only", choices=["cold", "steps", "proofs", "memory", "idle"])
     args = ap.parse_args()
     launcher = embedded.locate()
     print(f"embedded Lean {launcher.version}, {os.cpu_count()} cores\n")
@@ -197,6 +222,8 @@ def main() -> None:
         proofs_64()
     if args.only in (None, "memory"):
         memory(args.checks, args.workers)
+    if args.only in (None, "idle"):
+        idle(args.idle)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,17 @@ def embedded_status() -> dict[str, Any]:
     workers, cores = embedded.default_session_workers(), os.cpu_count() or 1
     memory_gb = embedded.machine_memory_mb() / 1024
     checks_with = (
-        "long-lived sessions: Lean starts once (~30 s), then each proof costs its own elaboration"
+        "long-lived sessions: Lean starts once, then each proof costs its own elaboration"
         if mode == "session"
         else "one Lean process per batch (LEANGYM_EMBEDDED_MODE=oneshot)"
     )
+    failed = embedded.precompile_failure(launcher)
+    if launcher.boot is not None:
+        start = f"precompiled session program, self-tested at set-up (~6 s, ~1.2 GB): {launcher.boot}"
+    elif failed is not None:
+        start = f"Lean elaborates Session.lean at every start (~20 s, ~2 GB): precompiling failed: {failed}"
+    else:
+        start = "Lean elaborates Session.lean at every start (~20 s, ~2 GB): LEANGYM_SESSION_LAUNCH=elaborate"
     changed = embedded.verify_toolchain(launcher)
     return {
         **info,
@@ -40,6 +47,7 @@ def embedded_status() -> dict[str, Any]:
         "glue": str(launcher.glue),
         "library": str(launcher.library),
         "checks_with": checks_with,
+        "start": start,
         "verdicts": "a judge (a second Lean, never sent submitted text) replays each accepted proof in the kernel",
         "confinement": (
             "Node permission model (reads: toolchain and own folder; no writes, processes or add-ons), "

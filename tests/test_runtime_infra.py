@@ -105,7 +105,7 @@ def processes_with(token: str, exclude: int) -> list[int]:
     return found
 
 
-def lean_children(parent: int, marker: str = "Session.lean") -> list[int]:
+def lean_children(parent: int, marker: str = "--run") -> list[int]:
     """Lean processes `parent` started whose command line names `marker` (a Lean gets none of the
     caller's environment, so a token there would not find it)."""
     found = []

@@ -26,9 +26,11 @@ function waitForInput(p) {
   if (arrived || path.resolve(String(p)) !== input) return;
   const deadline = Date.now() + ttlMs;
   if (!fs.existsSync(input)) fs.writeFileSync(input + ".waiting", ""); // tells the caller: warm
+  const since = Date.now();
   while (!fs.existsSync(input)) {
-    if (Date.now() > deadline) process.exit(3);
-    Atomics.wait(nap, 0, 0, 10); // sleep 10 ms without spinning
+    const now = Date.now();
+    if (now > deadline) process.exit(3);
+    Atomics.wait(nap, 0, 0, Math.min(50, 1 + ((now - since) >> 4))); // sleep without spinning, longer when idle longer
   }
   arrived = true;
 }

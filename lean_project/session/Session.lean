@@ -26,17 +26,21 @@ A process that elaborates submitted text is untrusted (the text can run code whi
 elaborates it); a process that is only ever sent trusted text and `replay` requests is the
 judge. Both run this program; the client decides which process gets which request.
 
-The embedded Lean compiles this file to its interpreter's code on every start, and that
-interpreter cannot call library functions through their reduced-arity variants or the
+The embedded Lean runs this file as a compiled module (`leangym setup` compiles it once to an
+`.olean`; `Boot.lean` imports it and runs its `main`), or, where that fails its self-test, by
+elaborating it on every start (`lean --run Session.lean`). Either way its code runs in Lean's
+interpreter, which cannot call library functions through their reduced-arity variants or the
 private helpers of specialised ones, so the code is deliberately plain: explicit recursion
 over arrays and lists (no `for`, `map`, `foldl`, `Std.HashMap`: the tables below are our
 own), no default or auto-bound arguments of library functions (`InputContext.mk'` rather
-than `mkInputContext`), no `m!` strings.
+than `mkInputContext`), no `m!` strings, and no polymorphic functions of our own (see `Key`).
 -/
 module
-public import Lean.Elab.Frontend
-public import Lean.Util.CollectAxioms
+public meta import Lean.Elab.Frontend
+public meta import Lean.Util.CollectAxioms
+set_option compiler.extract_closed false  -- closed terms live apart from their IR in an .olean: keep them inline
 open Lean Elab
+public meta section  -- meta: compiled to run at elaboration time, so `Boot.lean` can run it
 
 /-- What the session remembers: the state after each answered command, and imported environments. -/
 structure Store where
@@ -95,42 +99,51 @@ index (shared subterms are written once):
   `opaque`; other kinds (`axiom`, `inductive`, ...) give only their kind and name.
 -/
 
+/-- What the tables index. One key type keeps the functions below monomorphic: the compiler gives
+a polymorphic function a reduced-arity copy (`f._redArg`) that the interpreter cannot find in a
+compiled module. -/
+inductive Key where
+  | name (n : Name)
+  | level (l : Level)
+  | expr (e : Expr)
+  deriving BEq, Hashable
+
 /-- A hash table from keys to indices, with nothing from the library's containers. Its arrays live
 in `IO.Ref`s and are updated by taking them out (`modify`), so they are never shared while they
 change and grow in place: a `{ s with a := s.a.push x }` copies `a` at every entry here. -/
-structure Table (α : Type) where
-  buckets : IO.Ref (Array (List (α × Nat)))
+structure Table where
+  buckets : IO.Ref (Array (List (Key × Nat)))
   size : IO.Ref Nat
 
-def Table.new (α : Type) : IO (Table α) := do
+def Table.new : IO Table := do
   let buckets ← IO.mkRef (Array.replicate 1024 [])
   let size ← IO.mkRef 0
   return { buckets, size }
 
-def findIn {α : Type} [BEq α] (k : α) : List (α × Nat) → Option Nat
+def findIn (k : Key) : List (Key × Nat) → Option Nat
   | [] => none
   | (k', i) :: rest => if k == k' then some i else findIn k rest
 
-def Table.find? {α : Type} [BEq α] [Hashable α] (t : Table α) (k : α) : IO (Option Nat) := do
+def Table.find? (t : Table) (k : Key) : IO (Option Nat) := do
   let buckets ← t.buckets.get
   return findIn k buckets[(hash k).toNat % buckets.size]!
 
-def insertRaw {α : Type} [Hashable α] (buckets : Array (List (α × Nat))) (k : α) (i : Nat) :
-    Array (List (α × Nat)) :=
+def insertRaw (buckets : Array (List (Key × Nat))) (k : Key) (i : Nat) :
+    Array (List (Key × Nat)) :=
   let b := (hash k).toNat % buckets.size
   let chain := buckets[b]!
   (buckets.set! b []).set! b ((k, i) :: chain)
 
-def rehashList {α : Type} [Hashable α] (acc : Array (List (α × Nat))) : List (α × Nat) → Array (List (α × Nat))
+def rehashList (acc : Array (List (Key × Nat))) : List (Key × Nat) → Array (List (Key × Nat))
   | [] => acc
   | (k, i) :: rest => rehashList (insertRaw acc k i) rest
 
-def rehash {α : Type} [Hashable α] (old : Array (List (α × Nat))) (i : Nat) (acc : Array (List (α × Nat))) :
-    Array (List (α × Nat)) :=
+def rehash (old : Array (List (Key × Nat))) (i : Nat) (acc : Array (List (Key × Nat))) :
+    Array (List (Key × Nat)) :=
   if h : i < old.size then rehash old (i + 1) (rehashList acc old[i]) else acc
 termination_by old.size - i
 
-def Table.insert {α : Type} [Hashable α] (t : Table α) (k : α) (i : Nat) : IO Unit := do
+def Table.insert (t : Table) (k : Key) (i : Nat) : IO Unit := do
   let size ← t.size.modifyGet fun n => (n, n + 1)
   t.buckets.modify fun buckets =>
     let buckets := if size < 2 * buckets.size then buckets
@@ -140,25 +153,25 @@ def Table.insert {α : Type} [Hashable α] (t : Table α) (k : α) (i : Nat) : I
 /-- The tables being written, and the index of each name, level and expression already in them. -/
 structure Export where
   names : IO.Ref (Array Json)
-  nameIds : Table Name
+  nameIds : Table
   levels : IO.Ref (Array Json)
-  levelIds : Table Level
+  levelIds : Table
   exprs : IO.Ref (Array Json)
-  exprIds : Table Expr
+  exprIds : Table
 
 def Export.new : IO Export := do
   let names ← IO.mkRef #[Json.null]
-  let nameIds ← Table.new Name
+  let nameIds ← Table.new
   let levels ← IO.mkRef #[]
-  let levelIds ← Table.new Level
+  let levelIds ← Table.new
   let exprs ← IO.mkRef #[]
-  let exprIds ← Table.new Expr
+  let exprIds ← Table.new
   let x : Export := { names, nameIds, levels, levelIds, exprs, exprIds }
-  x.nameIds.insert Name.anonymous 0
+  x.nameIds.insert (.name Name.anonymous) 0
   return x
 
 /-- Append `j` to `entries` and remember it under `key`: its index. -/
-def add {α : Type} [Hashable α] (entries : IO.Ref (Array Json)) (ids : Table α) (key : α) (j : Json) : IO Nat := do
+def add (entries : IO.Ref (Array Json)) (ids : Table) (key : Key) (j : Json) : IO Nat := do
   let i ← entries.modifyGet fun a => (a.size, a.push j)
   ids.insert key i
   return i
@@ -166,17 +179,17 @@ def add {α : Type} [Hashable α] (entries : IO.Ref (Array Json)) (ids : Table �
 def jnat (n : Nat) : Json := Json.num n
 
 partial def exName (x : Export) (n : Name) : IO Nat := do
-  match ← x.nameIds.find? n with
+  match ← x.nameIds.find? (.name n) with
   | some i => return i
   | none =>
     let j ← match n with
       | .str p str => pure (Json.arr #[jnat (← exName x p), Json.str str])
       | .num p k => pure (Json.arr #[jnat (← exName x p), jnat k])
       | .anonymous => pure Json.null
-    add x.names x.nameIds n j
+    add x.names x.nameIds (.name n) j
 
 partial def exLevel (x : Export) (l : Level) : IO Nat := do
-  match ← x.levelIds.find? l with
+  match ← x.levelIds.find? (.level l) with
   | some i => return i
   | none =>
     let j ← match l with
@@ -186,7 +199,7 @@ partial def exLevel (x : Export) (l : Level) : IO Nat := do
       | .imax a b => pure (Json.arr #[Json.str "i", jnat (← exLevel x a), jnat (← exLevel x b)])
       | .param n => pure (Json.arr #[Json.str "p", jnat (← exName x n)])
       | .mvar _ => pure (Json.arr #[Json.str "?"])
-    add x.levels x.levelIds l j
+    add x.levels x.levelIds (.level l) j
 
 partial def exLevels (x : Export) (ls : List Level) (acc : Array Json) : IO Json := do
   match ls with
@@ -208,7 +221,7 @@ def binderCode : BinderInfo → Nat
 partial def written (x : Export) (e : Expr) : IO Nat := do
   match e with
   | .mdata _ b => written x b
-  | _ => match ← x.exprIds.find? e with
+  | _ => match ← x.exprIds.find? (.expr e) with
     | some i => return i
     | none => throw (IO.userError "an expression was exported before its parts")
 
@@ -255,9 +268,9 @@ partial def drain (x : Export) (work : List (Expr × Bool)) : IO Unit := do
     match e with
     | .mdata _ b => drain x ((b, ready) :: rest)
     | _ =>
-      if (← x.exprIds.find? e).isSome then drain x rest
+      if (← x.exprIds.find? (.expr e)).isSome then drain x rest
       else if ready then
-        let _ ← add x.exprs x.exprIds e (← entry x e)
+        let _ ← add x.exprs x.exprIds (.expr e) (← entry x e)
         drain x rest
       else drain x (pending (parts e) ((e, true) :: rest))
 
@@ -276,25 +289,27 @@ def safetyJson : DefinitionSafety → Json
   | .partial => Json.str "p"
 
 /-- `xs ++ ys`, by hand (the interpreter lacks the library's tail-recursive append). -/
-def appendAll {α : Type} : List α → List α → List α
+def appendAll : List (String × Json) → List (String × Json) → List (String × Json)
   | [], ys => ys
   | x :: xs, ys => x :: appendAll xs ys
 
 /-- One constant: its kind, name, universe parameters, type, and what its kind adds. -/
+def exHead (x : Export) (kind : String) (v : ConstantVal) : IO (List (String × Json)) := do
+  return [("kind", Json.str kind), ("name", jnat (← exName x v.name)), ("params", ← exNames x v.levelParams #[]),
+    ("type", jnat (← exExpr x v.type))]
+
+def exBody (x : Export) (value : Expr) (all : List Name) (extra : List (String × Json)) : IO (List (String × Json)) := do
+  return ("value", jnat (← exExpr x value)) :: ("all", ← exNames x all #[]) :: extra
+
 def exConstant (x : Export) (c : ConstantInfo) : IO Json := do
-  let head (kind : String) (v : ConstantVal) : IO (List (String × Json)) := do
-    return [("kind", Json.str kind), ("name", jnat (← exName x v.name)), ("params", ← exNames x v.levelParams #[]),
-      ("type", jnat (← exExpr x v.type))]
-  let body (value : Expr) (all : List Name) (extra : List (String × Json)) : IO (List (String × Json)) := do
-    return ("value", jnat (← exExpr x value)) :: ("all", ← exNames x all #[]) :: extra
   match c with
-  | .thmInfo v => return Json.mkObj (appendAll (← head "thm" v.toConstantVal) (← body v.value v.all []))
+  | .thmInfo v => return Json.mkObj (appendAll (← exHead x "thm" v.toConstantVal) (← exBody x v.value v.all []))
   | .defnInfo v =>
     let extra := [("hints", hintsJson v.hints), ("safety", safetyJson v.safety)]
-    return Json.mkObj (appendAll (← head "def" v.toConstantVal) (← body v.value v.all extra))
+    return Json.mkObj (appendAll (← exHead x "def" v.toConstantVal) (← exBody x v.value v.all extra))
   | .opaqueInfo v =>
     let extra := [("unsafe", Json.bool v.isUnsafe)]
-    return Json.mkObj (appendAll (← head "opaque" v.toConstantVal) (← body v.value v.all extra))
+    return Json.mkObj (appendAll (← exHead x "opaque" v.toConstantVal) (← exBody x v.value v.all extra))
   | other =>
     let kind := match other with
       | .axiomInfo _ => "axiom"
@@ -376,15 +391,30 @@ def readName (im : Imported) (j : Json) : Reader Name := do
     | .ok k => return Name.num p k
     | .error _ => throw "bad name"
 
+-- The entry `a`'s `i`-th field as a name, level, expression or number. (Top-level functions, not
+-- local ones: a local function is compiled to an auxiliary `f._lam_n` the interpreter cannot find.)
+def nm (im : Imported) (a : Array Json) (i : Nat) : Reader Name := do
+  return im.names[← idx (field a i) im.names.size "name"]!
+
+def lv (im : Imported) (a : Array Json) (i : Nat) : Reader Level := do
+  return im.levels[← idx (field a i) im.levels.size "level"]!
+
+def ex (im : Imported) (a : Array Json) (i : Nat) : Reader Expr := do
+  return im.exprs[← idx (field a i) im.exprs.size "expr"]!
+
+def nat (a : Array Json) (i : Nat) : Reader Nat :=
+  match (field a i).getNat? with
+  | .ok k => pure k
+  | .error e => throw e
+
 def readLevel (im : Imported) (j : Json) : Reader Level := do
   let a ← arr j
-  let lv (i : Nat) : Reader Level := do return im.levels[← idx (field a i) im.levels.size "level"]!
   match ← str (field a 0) with
   | "0" => return Level.zero
-  | "s" => return Level.succ (← lv 1)
-  | "m" => return Level.max (← lv 1) (← lv 2)
-  | "i" => return Level.imax (← lv 1) (← lv 2)
-  | "p" => return Level.param im.names[← idx (field a 1) im.names.size "name"]!
+  | "s" => return Level.succ (← lv im a 1)
+  | "m" => return Level.max (← lv im a 1) (← lv im a 2)
+  | "i" => return Level.imax (← lv im a 1) (← lv im a 2)
+  | "p" => return Level.param (← nm im a 1)
   | _ => throw "bad level"
 
 def readBinder : Nat → Reader BinderInfo
@@ -401,31 +431,26 @@ def levelList (im : Imported) (js : List Json) (acc : Array Level) : Reader (Lis
 
 def readExpr (im : Imported) (j : Json) : Reader (Expr × Bool) := do
   let a ← arr j
-  let nm (i : Nat) : Reader Name := do return im.names[← idx (field a i) im.names.size "name"]!
-  let ex (i : Nat) : Reader Expr := do return im.exprs[← idx (field a i) im.exprs.size "expr"]!
-  let nat (i : Nat) : Reader Nat := match (field a i).getNat? with
-    | .ok k => pure k
-    | .error e => throw e
   match ← str (field a 0) with
-  | "b" => return (Expr.bvar (← nat 1), false)
-  | "s" => return (Expr.sort im.levels[← idx (field a 1) im.levels.size "level"]!, false)
+  | "b" => return (Expr.bvar (← nat a 1), false)
+  | "s" => return (Expr.sort (← lv im a 1), false)
   | "c" =>
-    let n ← nm 1
+    let n ← nm im a 1
     let ls ← levelList im (← arr (field a 2)).toList #[]
     return (Expr.const n ls, n == `Lean.reduceBool || n == `Lean.reduceNat)
-  | "a" => return (Expr.app (← ex 1) (← ex 2), false)
-  | "l" => return (Expr.lam (← nm 1) (← ex 2) (← ex 3) (← readBinder (← nat 4)), false)
-  | "f" => return (Expr.forallE (← nm 1) (← ex 2) (← ex 3) (← readBinder (← nat 4)), false)
+  | "a" => return (Expr.app (← ex im a 1) (← ex im a 2), false)
+  | "l" => return (Expr.lam (← nm im a 1) (← ex im a 2) (← ex im a 3) (← readBinder (← nat a 4)), false)
+  | "f" => return (Expr.forallE (← nm im a 1) (← ex im a 2) (← ex im a 3) (← readBinder (← nat a 4)), false)
   | "t" =>
     let nd := match (field a 5).getBool? with
       | .ok b => b
       | .error _ => false
-    return (Expr.letE (← nm 1) (← ex 2) (← ex 3) (← ex 4) nd, false)
+    return (Expr.letE (← nm im a 1) (← ex im a 2) (← ex im a 3) (← ex im a 4) nd, false)
   | "n" => match (← str (field a 1)).toNat? with
     | some k => return (Expr.lit (.natVal k), false)
     | none => throw "bad literal"
   | "S" => return (Expr.lit (.strVal (← str (field a 1))), false)
-  | "p" => return (Expr.proj (← nm 1) (← nat 2) (← ex 3), false)
+  | "p" => return (Expr.proj (← nm im a 1) (← nat a 2) (← ex im a 3), false)
   | _ => throw "unsupported expression"
 
 -- Each table is read into an array passed along on its own (so it grows in place).
@@ -527,15 +552,17 @@ structure Outcome where
   found : Name  -- the target's name as declared (private in a `module`)
   failure : Option (String × String)  -- (reason, why)
 
+def stop (env : Kernel.Environment) (target : Name) (reason why : String) : Outcome :=
+  { env, found := target, failure := some (reason, why) }
+
 partial def addAll (env : Kernel.Environment) (im : Imported) (cs : Array Json) (i : Nat) (target : Name)
     (ref : ConstantInfo) (found : Option Name) : IO Outcome := do
-  let stop (reason why : String) : Outcome := { env, found := target, failure := some (reason, why) }
   if i ≥ cs.size then
     match found with
     | some n => return { env, found := n, failure := none }
-    | none => return stop "missing_declaration" s!"the proof's run declared no {target.toString}"
+    | none => return stop env target "missing_declaration" s!"the proof's run declared no {target.toString}"
   match readDecl im cs[i]! with
-  | .error why => return stop "unexpected_declaration" why
+  | .error why => return stop env target "unexpected_declaration" why
   | .ok (name, decl) =>
     if (env.find? name).isSome then  -- the reference holds its own (trusted) declaration of that name
       return ← addAll env im cs (i + 1) target ref found
@@ -548,12 +575,12 @@ partial def addAll (env : Kernel.Environment) (im : Imported) (cs : Array Json) 
         | .thmDecl v =>
           match Kernel.isDefEq (Environment.ofKernelEnv env) {} v.type ref.type with
           | .ok true => pure ()
-          | .ok false => return stop "statement_modified" s!"{target.toString} does not have the reference statement's type"
-          | .error e => return stop "statement_modified" (← kernelWhy e)
-        | _ => return stop "missing_declaration" s!"{target.toString} is not a theorem"
+          | .ok false => return stop env target "statement_modified" s!"{target.toString} does not have the reference statement's type"
+          | .error e => return stop env target "statement_modified" (← kernelWhy e)
+        | _ => return stop env target "missing_declaration" s!"{target.toString} is not a theorem"
       match Kernel.Environment.addDecl env {} (if isTarget then asReference d ref else d) none with
       | .ok env => addAll env im cs (i + 1) target ref (if isTarget then some name else found)
-      | .error e => return stop "kernel_rejected" (← kernelWhy e)
+      | .error e => return stop env target "kernel_rejected" (← kernelWhy e)
 
 def namesJson (ns : Array Name) (i : Nat) (acc : Array Json) : Array Json :=
   if h : i < ns.size then namesJson ns (i + 1) (acc.push (Json.str ns[i].toString)) else acc
@@ -672,7 +699,7 @@ partial def serve (stdin stdout : IO.FS.Stream) (store : Store) : IO Unit := do
 
 /-- Serve requests from stdin, or from the file named by the first argument (a one-shot batch),
 read whole at the start: no request's code runs while the file (with every request's id) exists. -/
-public def main (args : List String) : IO UInt32 := do
+def main (args : List String) : IO Unit := do
   let requests ← match args with
     | path :: _ => do  -- read whole before any request runs (the runner then removes the file)
       let text ← IO.FS.readFile path
@@ -680,4 +707,5 @@ public def main (args : List String) : IO UInt32 := do
       pure (IO.FS.Stream.ofBuffer buffer)
     | [] => IO.getStdin
   serve requests (← IO.getStdout) { states := #[], imported := [], home := ← IO.currentDir }
-  return 0
+
+end
