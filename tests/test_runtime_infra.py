@@ -67,6 +67,31 @@ def test_native_launcher_command_and_imports(tmp_path: Path) -> None:
     assert launcher.can_import("Mathlib.Tactic") and not launcher.can_import("Mathlib.Data")
 
 
+def test_the_session_program_is_precompiled_here_and_the_fallback_launch_answers_the_same() -> None:
+    launcher = embedded.locate()
+    assert launcher.boot is not None, embedded.precompile_failure(launcher)
+    assert launcher.program()[-1] == str(launcher.boot) and "--run" in launcher.program()
+    sources = ["theorem t (a b : Nat) : a + b = b + a := by omega", "theorem u : 2 + 2 = 5 := by decide"]
+    answers = []
+    for started in (launcher, replace(launcher, boot=None)):  # precompiled, then Lean elaborating Session.lean
+        assert started.program()[-1].endswith("Main.lean" if started.boot else "Session.lean")
+        with embedded.session_runtime(started, workers=1) as session:
+            answers.append([(r.status, r.has_errors, bool(r.constants)) for r in session.check(sources, export=True)])
+    assert (
+        answers[0] == answers[1] == [("ok", False, True), ("ok", True, True)]
+    )  # a failed theorem is added with `sorry`
+
+
+def test_a_failed_precompile_leaves_a_reason_and_no_compiled_files(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin-x"
+    bin_dir.mkdir()
+    broken = replace(embedded.locate(), node=Path("/bin/false"), glue=bin_dir / "lean.js", boot=None)
+    embedded._precompile(broken)  # `lean -o` "runs" and writes nothing
+    assert not (bin_dir / embedded.PRECOMPILED).exists()
+    why = embedded.precompile_failure(broken)
+    assert why is not None and "LeanGymSession" in why
+
+
 def test_a_lean_that_cannot_start_is_an_infrastructure_error() -> None:
     missing = replace(embedded.locate(), node=Path("/nonexistent/node"))
     with FileRuntime(missing, warm=0) as runtime:
