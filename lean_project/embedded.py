@@ -67,7 +67,7 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now the
 #    read waits for the first byte, running the calls other threads proxy to the main thread
 #    meanwhile (`__emscripten_check_mailbox`) and sleeping between tries: 1 ms at first, longer
-#    the longer it waits (1 ms more per 16 ms, at most 50 ms), so an idle session costs ~no CPU
+#    the longer it waits (1 ms more per 16 ms, at most 100 ms), so an idle session costs ~no CPU
 #    and a busy one answers at once; once some bytes were read it returns them instead of
 #    waiting for more.
 # 6. Bytes on stdin. The glue decoded each 256-byte read as UTF-8 text and encoded it again,
@@ -115,7 +115,7 @@ _REPLACEMENTS = (
         '{bytesRead=0;break}if(e.code!=="EAGAIN")throw e;if(TTY.leangymPartial)return null;'
         "__emscripten_check_mailbox();var lgNow=Date.now();TTY.leangymSince??=lgNow;"
         "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,"
-        "Math.min(50,1+((lgNow-TTY.leangymSince)>>4)))}}TTY.leangymSince=null;",
+        "Math.min(100,1+((lgNow-TTY.leangymSince)>>4)))}}TTY.leangymSince=null;",
     ),
     (
         "var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}",

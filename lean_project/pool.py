@@ -18,7 +18,7 @@ list of jobs on all workers at once, each worker taking the next job when it is 
 * with `spares`, each worker keeps a second process starting while the first works (if the
   machine's spare slots allow: `process.spare_slots`), so a restart after a crash, a timeout
   or a recycling finds a warm one instead of waiting for a slow start-up (the embedded Lean's
-  ~27 s).
+  ~20 s where it elaborates its program at start).
 
 Tactic sessions need the one worker that holds their proof states: `ReplPool.call(i, run)`
 runs there, with the same restart-and-retry rule (`tactics.ReplTactics`).
