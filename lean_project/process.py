@@ -72,12 +72,17 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def stderr_tail(path: Path, n: int = 2000) -> str:
-    """The end of a Lean process's stderr file, without the embedded build's `[DEBUG…]` lines."""
+    """The end of a Lean process's stderr file, without the embedded build's `[DEBUG…]` lines and
+    their indented continuation lines (the wasm Lean reports each module it imports)."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [ln for ln in text.splitlines() if not ln.startswith("[DEBUG")]
+    lines, in_debug = [], False
+    for line in text.splitlines():
+        in_debug = line.startswith("[DEBUG") or (in_debug and line.startswith(" "))
+        if not in_debug:
+            lines.append(line)
     return "\n".join(lines)[-n:].strip()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
-from leangym.lean_project.process import run_to_end
+from leangym.lean_project.process import run_to_end, stderr_tail
 from leangym.rewards import Problem, Verifier
 
 
@@ -80,6 +80,15 @@ def test_the_session_program_is_precompiled_here_and_the_fallback_launch_answers
     assert (
         answers[0] == answers[1] == [("ok", False, True), ("ok", True, True)]
     )  # a failed theorem is added with `sorry`
+
+
+def test_error_details_drop_the_wasm_builds_debug_reports(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.txt"
+    log.write_text(
+        "[DEBUG:FIND] Init.Data: found 1 parts\n  - /tmp/x/Init/Data.olean\n[DEBUG:FINALIZE] Init.Data\n"
+        "  mainModule? = true\nuncaught exception: out of memory\n  at frame 1\n"
+    )
+    assert stderr_tail(log) == "uncaught exception: out of memory\n  at frame 1"
 
 
 def test_a_failed_precompile_leaves_a_reason_and_no_compiled_files(tmp_path: Path) -> None:
