@@ -20,6 +20,7 @@ outside /tmp, are checked before every Lean process starts (`verify_toolchain`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -324,15 +325,19 @@ def toolchain(package: Path, node: Path) -> Path:
 
     The library is unpacked once per lock file, the glue written once per patch, each again
     whenever /tmp was cleared; both are built aside and renamed into place, so a half-made
-    folder is never used.
+    folder is never used. One process lays out at a time (a lock file beside them): the others
+    wait for it (compiling the session program takes ~30 s) and then use what it made.
     """
     root = Path("/tmp") / f"leangym-lean-{os.getuid()}-{_lock_id()}"
-    _make_once(root / "lib", lambda staging: _unpack_library(package, staging / "lean"))
-    current = root / f"bin-{_patch_id()}"
-    if not (current / ".complete").exists():
-        for stale in root.glob("bin*"):  # glue of an earlier patch (the library stays)
-            _remove(stale)
-    _make_once(current, lambda staging: _write_bin(package, node, root / "lib" / "lean", staging))
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with (root / ".layout.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # freed when the file closes, or the process dies
+        _make_once(root / "lib", lambda staging: _unpack_library(package, staging / "lean"))
+        current = root / f"bin-{_patch_id()}"
+        if not (current / ".complete").exists():
+            for stale in root.glob("bin-*"):  # an earlier patch's, or one a dead process left half-made
+                _remove(stale)
+        _make_once(current, lambda staging: _write_bin(package, node, root / "lib" / "lean", staging))
     return root
 
 
@@ -347,11 +352,7 @@ def _make_once(target: Path, build: Callable[[Path], None]) -> None:
     digests = _digests(staging)
     _read_only(staging)
     _remove(target)  # an unfinished one from a process that died, or one whose record is gone
-    try:
-        staging.rename(target)
-    except OSError:  # another process made it first: use theirs
-        _remove(staging)
-        return
+    staging.rename(target)
     record = _digest_record(target)
     record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_suffix(f".{os.getpid()}")

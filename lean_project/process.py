@@ -87,8 +87,34 @@ def stderr_tail(path: Path, n: int = 2000) -> str:
 
 
 def private_dir(prefix: str = "leangym-") -> Path:
-    """A fresh folder under /tmp that only this user can read (the embedded glue sees only /tmp)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A fresh folder under /tmp that only this user can read (the embedded glue sees only /tmp).
+
+    Its name holds this process's id, so that the folders of processes that were killed
+    before they could remove theirs are found and removed here (when their owner is gone and
+    nothing in them changed for 10 minutes: a process of another pid namespace may share /tmp)."""
+    for folder in Path("/tmp").glob(f"{prefix}*-*"):
+        owner = folder.name[len(prefix) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)) and _untouched_for(folder, 600):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir="/tmp"))
+
+
+def _untouched_for(folder: Path, seconds: float) -> bool:
+    try:
+        newest = max(p.stat().st_mtime for p in (folder, *folder.iterdir()))
+    except OSError:
+        return False
+    return newest < time.time() - seconds
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class MachineSlots:

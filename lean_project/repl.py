@@ -23,6 +23,7 @@ does, and retries).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ import select
 import shutil
 import subprocess
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +199,7 @@ class ReplProcess:
         self.requests = 0  # answered requests (the pool recycles a worker after many)
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
         self._dir = private_dir("leangym-repl-")
+        _LIVE.add(self)
         self._stderr = (self._dir / "stderr.txt").open("wb")
         self._buffer = b""
         self.scratch = self._dir / "scratch"  # the process's own empty working folder (read-only to it)
@@ -383,6 +386,7 @@ class ReplProcess:
         self._cleanup_files()
 
     def _cleanup_files(self) -> None:
+        _LIVE.discard(self)
         self._stderr.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -391,6 +395,16 @@ class ReplProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LIVE: weakref.WeakSet[ReplProcess] = weakref.WeakSet()  # every process not yet closed
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, end the Lean processes of runtimes nobody closed, and remove their folders."""
+    for process in list(_LIVE):
+        process.close(grace=0)
 
 
 def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | None, stderr: Any) -> subprocess.Popen:

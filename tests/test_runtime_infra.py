@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
-from leangym.lean_project.process import run_to_end, stderr_tail
+from leangym.lean_project.process import private_dir, run_to_end, stderr_tail
 from leangym.rewards import Problem, Verifier
 
 
@@ -89,6 +90,24 @@ def test_error_details_drop_the_wasm_builds_debug_reports(tmp_path: Path) -> Non
         "  mainModule? = true\nuncaught exception: out of memory\n  at frame 1\n"
     )
     assert stderr_tail(log) == "uncaught exception: out of memory\n  at frame 1"
+
+
+def test_folders_of_killed_processes_are_removed_by_the_next_one() -> None:
+    prefix = f"leangym-test-{uuid.uuid4().hex[:8]}-"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan, mine = Path(f"/tmp/{prefix}{dead.pid}-x"), Path(f"/tmp/{prefix}{os.getpid()}-y")
+    for folder in (orphan, mine):
+        folder.mkdir()
+        (folder / "stderr.txt").write_text("")
+        for path in (folder, folder / "stderr.txt"):
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+    fresh = private_dir(prefix)
+    try:
+        assert not orphan.exists() and mine.exists() and fresh.name.startswith(f"{prefix}{os.getpid()}-")
+    finally:
+        for folder in (orphan, mine, fresh):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_failed_precompile_leaves_a_reason_and_no_compiled_files(tmp_path: Path) -> None:
