@@ -444,6 +444,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     (out / "config.yaml").write_text(_yaml(cfg.settings()), encoding="utf-8")
 
     verifier = make_verifier(cfg.ray, cfg.runtime)
+    verifier.prewarm()  # Lean starts (~7 s) while the models load
     try:
         problems = load_problems(cfg.problems, runtime=verifier.runtime)
     except (ProblemSetError, OSError) as e:

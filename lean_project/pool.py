@@ -329,8 +329,8 @@ class ReplPool:
     def on_every_worker(self, run: Callable[[ReplWorker], object]) -> None:
         """`run(worker)` once on each worker, all at once (e.g. elaborate a header everywhere); failures ignored."""
 
-        def one(worker: ReplWorker) -> None:
-            self._attempt(worker, _Item(worker.index, None), lambda w, _: run(w))
+        def one(worker: ReplWorker) -> None:  # nothing once the pool is closed (`prewarm` runs this in the background)
+            self._attempt(worker, _Item(worker.index, None), lambda w, _: None if self._closed else run(w))
 
         threads = [threading.Thread(target=one, args=(w,), daemon=True) for w in self.workers]
         for t in threads:

@@ -19,6 +19,7 @@ environment a source produced, through the same worker, for the verifier's audit
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -188,13 +189,15 @@ class ReplRuntime(LeanRuntime):
         return checked
 
     def prewarm(self) -> None:
-        """Start every worker, and elaborate `preload_header` in each, so the first batch waits for neither."""
+        """Start every worker, and elaborate `preload_header` in each, in the background: the caller
+        goes on (loads a model, generates) while Lean starts, and a check that comes meanwhile
+        waits for its worker's start instead of starting one of its own."""
         header = self.preload_header
 
         def warm(worker: ReplWorker) -> Any:
             return worker.header(header, self.header_timeout) if header else worker.process
 
-        self.pool.on_every_worker(warm)
+        threading.Thread(target=self.pool.on_every_worker, args=(warm,), daemon=True).start()
 
     def close(self) -> None:
         self.pool.close()
