@@ -325,13 +325,14 @@ _backends_lock = threading.Lock()
 
 
 def default_backend(verifier: Verifier) -> TacticBackend:
-    """The REPL's proof states when the verifier's runtime is a native REPL pool, else re-elaboration.
+    """The REPL's proof states when the verifier's runtime keeps them (`LeanRuntime.proof_states`:
+    a native REPL pool), else re-elaboration.
 
     Tactics run under the verifier's limits (its policy's timeout and heartbeats). There is one
     `ElaborationTactics` per (runtime, limits), shared by every env, so its cache serves them all.
     """
     runtime, policy = verifier.runtime, verifier.policy
-    pool = getattr(runtime, "pool", None)
+    pool = runtime.proof_states()
     if pool is not None:
         return ReplTactics(pool, timeout=policy.timeout, max_heartbeats=policy.max_heartbeats)
     limits = (policy.timeout, policy.max_heartbeats)

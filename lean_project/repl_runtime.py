@@ -107,8 +107,10 @@ class ReplRuntime(LeanRuntime):
         import_hint: Callable[[str], str] | None = None,
         preload_header: str | None = None,
         startup_probe: str | None = None,
+        keeps_proof_states: bool = False,
     ):
         self.pool = pool
+        self._keeps_proof_states = keeps_proof_states  # the Lean REPL does; the session program does not
         self.name = name
         self._version = version
         self.timeout = timeout  # seconds per source (a body's command)
@@ -127,6 +129,9 @@ class ReplRuntime(LeanRuntime):
 
     def can_import(self, module: str) -> bool:
         return self._importable is None or self._importable(module)
+
+    def proof_states(self) -> ReplPool | None:
+        return self.pool if self._keeps_proof_states else None
 
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
@@ -303,4 +308,5 @@ def native_repl_runtime(
         importable=launcher.can_import,
         import_hint=launcher.import_hint,
         preload_header=preload_header,
+        keeps_proof_states=True,
     )

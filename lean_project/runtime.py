@@ -35,7 +35,7 @@ from typing import Protocol
 
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
 from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
-from leangym.lean_project.pool import ReplCommand
+from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean_project.types import InfraError, SourceResult
 
@@ -77,6 +77,12 @@ class LeanRuntime(ABC):
     @abstractmethod
     def can_import(self, module: str) -> bool:
         """Whether `import module` can be satisfied by this runtime."""
+
+    def proof_states(self) -> ReplPool | None:
+        """The pool of Lean REPLs that keep proof states for tactic mode, or None: this runtime's
+        Lean (the embedded session program, one-shot runs, Ray actors) keeps none, and tactics are
+        run by elaborating the statement with the tactics so far (`tactics.ElaborationTactics`)."""
+        return None
 
     def prewarm(self) -> None:  # noqa: B027 - optional hook, a no-op where start-up is cheap
         """Start Lean ahead of the next `check` where start-up is slow."""

@@ -13,8 +13,10 @@ import signal
 import threading
 import time
 
+import gymnasium as gym
 import pytest
 
+import leangym.envs  # noqa: F401 - registers the environments
 from leangym.lean_project import LeanRuntime
 from leangym.rewards import Policy, Problem, get_verifier
 
@@ -91,6 +93,17 @@ def test_the_runtime_checks_sources_on_the_actors(cluster: RayVerifier) -> None:
     ok, bad = cluster.runtime.check(["theorem t : 1 + 1 = 2 := rfl", "theorem u : 1 = 2 := rfl"])
     assert ok.error_free and bad.status == "ok" and not bad.error_free
     assert cluster.runtime.can_import("Std") and not cluster.runtime.can_import("Mathlib")
+
+
+def test_the_tactic_env_runs_over_ray(cluster: RayVerifier) -> None:
+    """A Ray runtime keeps no proof states: tactics are re-elaborated on the actors, and the final
+    verdict is the actors' (judged) one."""
+    problem = Problem("ray_tac", "theorem ray_tac (a b : Nat) (h : a < b) : a + 2 < b + 2 := by")
+    env = gym.make("leangym/LeanTactic-v0", problems=[problem], verifier=cluster)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step("omega")
+    assert terminated and reward == 1.0, info
+    env.close()
 
 
 def test_without_ray_verification_stays_local(monkeypatch: pytest.MonkeyPatch, capsys, lean: LeanRuntime) -> None:

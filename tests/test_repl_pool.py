@@ -38,10 +38,17 @@ EXACT_0_LT_1 = "import Mathlib\ntheorem test : 0 < 1 := by sorry"
 EXACT_3_EQ_7 = "import Mathlib\ntheorem test : 3 = 7 := by sorry"
 
 
-def runtime(tmp_path: Path, *flags: str, workers: int = 2, timeout: float = 5.0, **pool_options) -> ReplRuntime:
+def runtime(
+    tmp_path: Path,
+    *flags: str,
+    workers: int = 2,
+    timeout: float = 5.0,
+    keeps_proof_states: bool = False,
+    **pool_options,
+) -> ReplRuntime:
     command = ReplCommand(repl_replay.argv("--log", str(tmp_path / "requests.log"), *flags))
     pool = ReplPool(command, workers=workers, machine_slots=False, **pool_options)
-    return ReplRuntime(pool, version="recorded transcripts", timeout=timeout)
+    return ReplRuntime(pool, version="recorded transcripts", timeout=timeout, keeps_proof_states=keeps_proof_states)
 
 
 def logged(tmp_path: Path) -> list[dict]:
@@ -186,6 +193,17 @@ def test_followups_run_in_the_source_environment(tmp_path):
     assert checked.result.status == "ok" and checked.result.messages == []
     [follow] = checked.followups
     assert follow.status == "ok" and [m.text for m in follow.messages] == ["rfl : f = f"]
+
+
+def test_tactic_mode_uses_proof_states_only_where_the_runtime_keeps_them(tmp_path):
+    from leangym.envs.tactic_env import default_backend
+    from leangym.lean_project.tactics import ElaborationTactics
+    from leangym.rewards import Verifier
+
+    with runtime(tmp_path) as session_like, runtime(tmp_path, keeps_proof_states=True) as repl:
+        assert session_like.proof_states() is None and repl.proof_states() is repl.pool
+        assert isinstance(default_backend(Verifier(session_like)), ElaborationTactics)
+        assert isinstance(default_backend(Verifier(repl)), ReplTactics)
 
 
 def test_prewarm_elaborates_the_header_on_every_worker(tmp_path):
