@@ -199,6 +199,7 @@ class ReplProcess:
         self.requests = 0  # answered requests (the pool recycles a worker after many)
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
         self._dir = private_dir("leangym-repl-")
+        self._owner = os.getpid()  # a forked child (an async vector env) must not end its parent's Lean
         _LIVE.add(self)
         self._stderr = (self._dir / "stderr.txt").open("wb")
         self._buffer = b""
@@ -404,7 +405,8 @@ _LIVE: weakref.WeakSet[ReplProcess] = weakref.WeakSet()  # every process not yet
 def _close_all() -> None:
     """At interpreter exit, end the Lean processes of runtimes nobody closed, and remove their folders."""
     for process in list(_LIVE):
-        process.close(grace=0)
+        if process._owner == os.getpid():
+            process.close(grace=0)
 
 
 def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | None, stderr: Any) -> subprocess.Popen:
