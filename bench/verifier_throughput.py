@@ -2,7 +2,7 @@
 
     python bench/verifier_throughput.py [--n 200]
 
-cold:   a new verifier; the batch waits for the session's start-up (~6 s on 2 cores).
+cold:   a new verifier; the batch waits for the session's start-up (~7 s on 2 cores).
 warm:   another N proofs on the running session (what a training loop sees from its
         second step on).
 cached: the first N again: answered from the verifier's cache, no Lean run (a GRPO group

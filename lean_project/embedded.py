@@ -540,14 +540,14 @@ def session_runtime(
 ) -> ReplRuntime:
     """The embedded runtime as long-lived sessions: `workers` processes of the session program.
 
-    Each start-up (~6 s with the precompiled program, 12-20 s where Lean elaborates it) is paid
+    Each start-up (~7 s with the precompiled program, 12-20 s where Lean elaborates it) is paid
     once per session; a source then costs its elaboration (tens of milliseconds for a small proof).
     Between sources, a session is restarted once it holds more than `recycle_mb` of memory
     or has answered `max_requests` requests; mid-source, it is killed past `memory_mb`. A
     source a session died on is retried once in a fresh session before it is reported. With
     `spares`, the next session of each worker starts while the current one works (machine-wide
     spare slots permitting), so a restart does not wait for a start-up; by default only where
-    a start-up is slow (no precompiled program): a ~6 s restart after a timeout or a recycle
+    a start-up is slow (no precompiled program): a ~7 s restart after a timeout or a recycle
     is not worth a second process's ~1.2 GB held all the time (docs/embedded.md).
     """
     launcher = launcher or locate()

@@ -1,6 +1,6 @@
 """Shared fixtures. Every test that judges a proof runs the real embedded Lean.
 
-An embedded Lean session costs ~6 s to start and then milliseconds a source, so the whole
+An embedded Lean session costs ~7 s to start and then milliseconds a source, so the whole
 test session shares one runtime (its sessions stay up between calls), and each test module
 sends what it needs to Lean in as few batches as it can (module-scoped fixtures).
 """
