@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from leangym.lean_project.kernel import reference_source
 from leangym.lean_project.process import Finished, run_to_end
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -50,15 +51,6 @@ def parse_axioms(output: str) -> tuple[str, ...] | None:
         return None
     listed = m.group("axioms") or ""
     return tuple(a.strip() for a in listed.split(",") if a.strip())
-
-
-def reference_source(problem: Problem, namespace: str) -> str:
-    """The trusted reference module: the header, then the statement (proof `sorry`) inside `namespace`."""
-    lines = problem.header.splitlines()
-    imports = [ln for ln in lines if ln.startswith("import ")]
-    rest = [ln for ln in lines if not ln.startswith("import ")]
-    statement = problem.formal_statement.rstrip()
-    return "\n".join([*imports, *rest, f"namespace {namespace}", statement, "  sorry", f"end {namespace}", ""])
 
 
 def judge_audit(output: str, returncode: int | None, target: str, policy: Policy) -> Verdict | None:
@@ -138,7 +130,7 @@ class NativeAudit:
         return judge_audit(done.output, done.returncode, name, self.policy)
 
     def _reference(self, work: Path, problem: Problem, module: str) -> str | None:
-        return self._compile(work, module, reference_source(problem, module))
+        return self._compile(work, module, reference_source(problem.header, problem.formal_statement, module))
 
     def _compile(self, work: Path, module: str, text: str) -> str | None:
         """`lean -o` one module into `work`; the end of Lean's output if that fails."""

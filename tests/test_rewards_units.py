@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import LeanRuntimeError, Position
+from leangym.lean_project.kernel import reference_source
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble
-from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms, reference_source
+from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
 from leangym.rewards.screen import reasons_of, screen
 from leangym.rewards.submission import Rejection, Submission, decode, parse_statement, read_submission, strip_fence
 
@@ -269,8 +270,7 @@ def test_parse_axioms(output: str, axioms: tuple[str, ...] | None) -> None:
 
 
 def test_reference_source_puts_imports_first() -> None:
-    problem = Problem("p", "theorem p : True := by", header="import Mathlib\nopen Real\n")
-    text = reference_source(problem, "LGReference0")
+    text = reference_source("import Mathlib\nopen Real\n", "theorem p : True := by", "LGReference0")
     assert text.splitlines() == [
         "import Mathlib", "open Real", "namespace LGReference0", "theorem p : True := by", "  sorry",
         "end LGReference0",
