@@ -93,6 +93,12 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    EAGAIN (Lean: "hardware fault") once an answer outgrew the pipe's buffer (64 KB: an exported
 #    `omega` proof is larger), and a partial write lost the rest. It now writes all of a line,
 #    waiting 1 ms while the pipe is full.
+# 10. The protocol's pipes from other threads (confined runs). Lean keeps the standard streams
+#    per thread: the thread that elaborates a source has them redirected (its output becomes
+#    messages), but a task the source starts (`IO.asTask`) got the process's real stdin and
+#    stdout, so it could write a forged answer or read the next request (found by a red-team
+#    helper). Reads and writes of descriptors 0 and 1 from any thread but Node's main thread,
+#    where the session program talks to its client, now fail with EBADF.
 _CONFINE = (
     'if(process.env.LEANGYM_MOUNTS){for(var lgD of["/dev/stdin","/dev/stdout","/dev/stderr","/dev/tty",'
     '"/dev/tty1"])try{FS.unlink(lgD)}catch(e){}try{FS.unmount("/proc/self/fd")}catch(e){}'
@@ -148,6 +154,19 @@ _REPLACEMENTS = (
         'defaultPrint=(...args)=>{var b=Buffer.from(args.map(stringify).join(" ")+"\\n");'
         'for(var o=0;o<b.length;){try{o+=fs.writeSync(1,b,o)}catch(e){if(e.code!=="EAGAIN")throw e;'
         "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,1)}}};",
+    ),
+    *(
+        (
+            f"function _{fn}{args}{{if(ENVIRONMENT_IS_PTHREAD)return proxyToMainThread(",
+            f"function _{fn}{args}{{if(ENVIRONMENT_IS_PTHREAD&&fd<2&&process.env.LEANGYM_MOUNTS)return 8;"
+            "if(ENVIRONMENT_IS_PTHREAD)return proxyToMainThread(",
+        )
+        for fn, args in (
+            ("fd_write", "(fd,iov,iovcnt,pnum)"),
+            ("fd_read", "(fd,iov,iovcnt,pnum)"),
+            ("fd_pwrite", "(fd,iov,iovcnt,offset,pnum)"),
+            ("fd_pread", "(fd,iov,iovcnt,offset,pnum)"),
+        )
     ),
     (
         "convertNodeCode(e){var code=e.code;return ERRNO_CODES[code]}",

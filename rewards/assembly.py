@@ -67,7 +67,8 @@ def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Po
     return Assembled(before + sub.body + check, body_line, body_column, body_end_line, sub.line, sub.column)
 
 
-_THE_PROOFS_DOING = {"crash": "lean_crash", "out_of_memory": "out_of_memory"}
+# What Lean failing twice on a source, the second time in a fresh process, says about the source.
+_THE_PROOFS_DOING = {"crash": "lean_crash", "out_of_memory": "out_of_memory", "protocol": "protocol_violation"}
 
 
 def judge(result: SourceResult, assembled: Assembled) -> Verdict:

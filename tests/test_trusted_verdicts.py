@@ -70,6 +70,20 @@ ATTACKS = {  # id -> (problem, body): each must come out rejected, and so must w
             f'let out ← IO.FS.Handle.mk "/dev/stdout" IO.FS.Mode.write\nout.putStr "{FORGE * 3}"'
         ),
     ),
+    "forge-stdout-from-a-task": (  # a task's stdout was the process's (the red-team helper's find)
+        FALSE,
+        io(
+            f'let t ← IO.asTask (do\n    let o ← IO.getStdout\n    o.putStr "{FORGE}"\n    o.flush)\n'
+            "let r ← IO.wait t\nIO.ofExcept r"
+        ),
+    ),
+    "hijack-stdin-from-a-task": (
+        FALSE,
+        io(
+            "let t ← IO.asTask (do\n    let i ← IO.getStdin\n    let _ ← i.getLine\n    let o ← IO.getStdout\n"
+            f'    o.putStr "{FORGE * 3}"\n    o.flush)\nlet r ← IO.wait t\nIO.ofExcept r'
+        ),
+    ),
     "decide-positional-config": (BITS, "  decide (config := Lean.Parser.Tactic.DecideConfig.mk false true true false)"),
     "persist-session": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.session}" "theorem pwned : True := trivial"')),
     "persist-glue": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.glue}" "process.exit(0)"')),
@@ -91,6 +105,14 @@ ORACLE = {  # id -> (body on TRUE, expected outcome): what a proof could do, rea
     "write-memory-fs": (io('IO.FS.writeFile "/tmp/note.txt" "x"'), "rejected"),
     "read-requests": (io('let _ ← IO.FS.readFile "requests.jsonl"'), "rejected"),  # one-shot: its own folder's
     "getenv": (io('let v ← IO.getEnv "HOME"\nif v.isNone then throw (IO.userError "") else pure ()'), "rejected"),
+    "task-stdout": (
+        io('let t ← IO.asTask (do\n    let o ← IO.getStdout\n    o.putStr "\\n")\nlet r ← IO.wait t\nIO.ofExcept r'),
+        "rejected",
+    ),
+    "task-stdin": (
+        io("let t ← IO.asTask (do\n    let i ← IO.getStdin\n    let _ ← i.getLine)\nlet r ← IO.wait t\nIO.ofExcept r"),
+        "rejected",
+    ),
     "chdir-then": (io('IO.Process.setCurrentDir "/"'), "proved"),  # allowed, and undone before the next source
     "cwd-is-not-root": (
         io('let d ← IO.currentDir\nif d.toString == "/" then pure () else throw (IO.userError "")'),
@@ -169,6 +191,15 @@ def test_nothing_was_written_and_the_toolchain_is_intact(mode: str, request: pyt
     assert not OUTSIDE.exists() and not Path("/tmp/note.txt").exists()
     assert verify_toolchain(LAUNCHER) is None
     assert "pwned" not in LAUNCHER.session.read_text()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_task_cannot_reach_the_protocol_pipes(mode: str, request: pytest.FixtureRequest) -> None:
+    """The attack rows above come out `rejected`, not `error`; here, that the pipes refused (a read of
+    the real stdin would have waited for the next request: a timeout)."""
+    verdicts = request.getfixturevalue(mode)
+    for probe in ("task-stdout", "task-stdin"):
+        assert verdicts[probe].reasons == ("lean_error",), (probe, verdicts[probe].reasons, verdicts[probe].detail)
 
 
 def test_the_positional_decide_config_is_refused_by_the_judge(session_verdicts: dict[str, Verdict]) -> None:
