@@ -91,11 +91,15 @@ def dependency_order(export: Mapping[str, Any]) -> dict[str, Any]:
     it too). A cycle is left as it is (the kernel refuses it).
     """
     try:
-        exprs = list(export["exprs"])
-        constants = list(export["constants"])
-        by_name = {c["name"]: i for i, c in enumerate(constants)}
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"malformed export: {e}") from e
+        return _dependency_order(export)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:  # shapes no session program writes
+        raise ValueError(f"malformed export: {type(e).__name__}: {e}") from e
+
+
+def _dependency_order(export: Mapping[str, Any]) -> dict[str, Any]:
+    exprs = list(export["exprs"])
+    constants = list(export["constants"])
+    by_name = {c["name"]: i for i, c in enumerate(constants)}
 
     def uses(constant: Mapping[str, Any]) -> set[int]:
         found: set[int] = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import LeanRuntimeError, Position
-from leangym.lean_project.kernel import reference_source
+from leangym.lean_project.kernel import dependency_order, reference_source
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble
 from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
@@ -390,3 +390,24 @@ def test_native_audit_end_to_end() -> None:
     }, [v.detail for v in audited if v]
     assert "Lean.ofReduceBool" in audited[1].detail
     assert NativeAudit.find(Policy(allow_native_decide=True)).audit([(problem, sources["native_decide"])]) == [None]
+
+
+def test_exports_are_put_in_dependency_order_and_malformed_ones_refused() -> None:
+    """The untrusted run's export is data: sorted for the judge when well formed, a ValueError (never
+    another exception, which would fail the whole batch) when not."""
+    # `b`'s value uses the constant `a`: a must come first whatever order the export gives.
+    exprs = [["s", 0], ["c", 1, []], ["c", 2, []]]
+    export = {"names": [None, [0, "a"], [0, "b"]], "levels": [["0"]], "exprs": exprs}
+    b = {"kind": "def", "name": 2, "type": 0, "value": 1}
+    a = {"kind": "def", "name": 1, "type": 0, "value": 0}
+    assert [c["name"] for c in dependency_order({**export, "constants": [b, a]})["constants"]] == [1, 2]
+    for bad in (
+        {},
+        {"exprs": 3, "constants": []},
+        {"exprs": [["c", [1], []]], "constants": [{"name": 0, "type": 0}]},  # an unhashable name index
+        {"exprs": [[]], "constants": [{"name": 0, "type": 0}]},
+        {"exprs": [], "constants": [[1, 2]]},
+        {"exprs": [], "constants": ["x"]},
+    ):
+        with pytest.raises(ValueError):
+            dependency_order(bad)
