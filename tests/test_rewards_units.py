@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from leangym.lean_project import LeanRuntimeError, Position
+from leangym.lean_project import InfraError, LeanRuntimeError, Position, SourceResult
 from leangym.lean_project.kernel import dependency_order, reference_source
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
-from leangym.rewards.assembly import assemble
+from leangym.rewards.assembly import assemble, judge
 from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
 from leangym.rewards.screen import reasons_of, screen
 from leangym.rewards.submission import Rejection, Submission, decode, parse_statement, read_submission, strip_fence
@@ -234,6 +234,20 @@ def test_whole_file_body_keeps_its_columns() -> None:
     assert line == " " * sub.column + " by induction n with"
     assert assembled.to_submission(Position(assembled.body_line, sub.column + 4)) == Position(1, sub.column + 4)
     assert assembled.to_submission(Position(assembled.body_line + 2, 5)) == Position(3, 5)
+
+
+def test_lean_failing_twice_on_a_proof_is_the_proofs_doing_and_an_infrastructure_failure_is_not() -> None:
+    """The runtime re-checks a source Lean failed on in a fresh process; what still fails there is
+    the source's doing (rejected: a policy must not escape a 0 through a crash or forged output)."""
+    sub = read("  decide")
+    assert isinstance(sub, Submission)
+    assembled = assemble(PROBLEM, STATEMENT, sub, Policy())
+    expected = {"crash": "lean_crash", "out_of_memory": "out_of_memory", "protocol": "protocol_violation"}
+    for kind, reason in expected.items():
+        v = judge(SourceResult("error", error=InfraError(kind, "twice")), assembled)
+        assert (v.outcome, v.reasons) == ("rejected", (reason,)), kind
+    v = judge(SourceResult("error", error=InfraError("startup", "no Lean")), assembled)
+    assert (v.outcome, v.reasons) == ("error", ("runtime_error:startup",))
 
 
 # --- policy ---
