@@ -37,7 +37,6 @@ class LockstepRuntime(LeanRuntime):
         self.name = inner.name
         self.parties = parties  # threads still searching; each calls `leave()` when done
         self.patience = patience  # seconds to wait for a missing thread (one busy outside Lean)
-        self.batches = 0  # calls made to `inner.check` (tests read it)
         self._pending: list[_Call] = []
         self._cond = threading.Condition()
 
@@ -80,7 +79,6 @@ class LockstepRuntime(LeanRuntime):
             group = [c for c in calls if (c.timeout, c.export) == (timeout, export)]
             try:
                 results = self.inner.check([s for c in group for s in c.sources], timeout=timeout, export=export)
-                self.batches += 1
             except BaseException as e:  # handed to every waiting caller, re-raised in its own thread
                 for c in group:
                     c.error = e

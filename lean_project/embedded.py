@@ -632,7 +632,6 @@ class EmbeddedRuntime(LeanRuntime):
         workers = options.pop("max_procs", None)
         self._options = options
         self._file_options = {"warm": warm, "max_batch": max_batch, "max_procs": workers}
-        self.fallback_reason = ""  # why sessions were given up, if they were
         self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
         self._sessions_work = False  # set once a session answered (and the fallback record was cleared)
         self._oneshot: FileRuntime | None = None
@@ -659,10 +658,6 @@ class EmbeddedRuntime(LeanRuntime):
     @property
     def lean_batches(self) -> int:  # type: ignore[override]
         return sum(r.lean_batches for r in (self._session, self._oneshot) if r is not None)
-
-    @property
-    def lean_sources(self) -> int:  # type: ignore[override]
-        return sum(r.lean_sources for r in (self._session, self._oneshot) if r is not None)
 
     def can_import(self, module: str) -> bool:
         return self.launcher.can_import(module)
@@ -699,7 +694,7 @@ class EmbeddedRuntime(LeanRuntime):
         return self._oneshot
 
     def _fall_back(self, why: str) -> None:
-        self.mode, self.fallback_reason = "oneshot", why
+        self.mode = "oneshot"
         with contextlib.suppress(OSError):
             fallback_record().parent.mkdir(parents=True, exist_ok=True)
             fallback_record().write_text(f"{time.strftime('%Y-%m-%d %H:%M')}: {why}\n", encoding="utf-8")

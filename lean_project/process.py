@@ -6,7 +6,7 @@
   The kernel sends that signal when the *thread* that forked the child ends, so every Lean
   process (file runs, spares, REPLs) is started from one long-lived thread (`popen_owned`).
 * Output goes to files, not pipes: nothing blocks if nobody reads, and no reader thread
-  is needed. `poll()` reads what was appended since the last call.
+  is needed. `read_new()` reads what was appended since the last call.
 * Memory is watched by summing the resident set of the process group; past the cap the
   group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large
   virtual address ranges up front.)

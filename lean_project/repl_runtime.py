@@ -12,8 +12,8 @@ added to a body's lines); the header's own messages are part of every result in 
 as they would be in a file. Sources that hold only a header, or whose header cannot be
 cut cleanly at a line end, are sent whole as one fresh command.
 
-`check_with_followups` also runs trusted commands (e.g. `#print axioms t`) in the
-environment a source produced, through the same worker, for the verifier's audit.
+`check_with_followups` also runs trusted commands (e.g. `#check t`) in the environment a
+source produced, through the same worker.
 """
 
 from __future__ import annotations

@@ -45,12 +45,10 @@ class LeanRuntime(ABC):
 
     name: str = "lean"
     lean_batches: int = 0  # `check` calls that sent at least one source to Lean (tests and benchmarks read it)
-    lean_sources: int = 0  # sources sent to Lean
 
     def _count(self, sources: int) -> None:
         if sources:
             self.lean_batches += 1
-            self.lean_sources += sources
 
     @property
     @abstractmethod
@@ -202,10 +200,6 @@ class FileRuntime(LeanRuntime):
         self._forget_parent_processes()
         with self._lock:
             self._top_up_spares(busy=0)
-
-    def warm_spares(self) -> int:
-        """How many started Lean processes are ready and waiting for a batch."""
-        return sum(proc.waiting for proc in self._spares)
 
     def close(self) -> None:
         self._forget_parent_processes()

@@ -54,17 +54,6 @@ class Message:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Message:
-        end = d.get("end_pos")
-        return cls(
-            severity=d["severity"],
-            text=d["text"],
-            pos=Position(**d["pos"]),
-            end_pos=Position(**end) if end else None,
-            kind=d.get("kind", ""),
-        )
-
 
 @dataclass(frozen=True)
 class InfraError:
