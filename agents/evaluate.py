@@ -48,6 +48,8 @@ class EvalError(RuntimeError):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from leangym.rewards.cli import add_server_flag
+
     p = sub.add_parser(
         "eval",
         help="benchmark an agent on a problem set (pass@k per split)",
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS", help="verify on a Ray cluster (default address: local)"
     )
+    add_server_flag(p)
     g = p.add_argument_group("portfolio and search")
     g.add_argument("--tactic", action="append", dest="tactics", metavar="TACTIC", help="replace the tactic list")
     g.add_argument("--expansions", type=int, default=8, help="search: node expansions per problem (default 8)")
@@ -82,19 +85,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     from leangym.envs.problems import ProblemSetError
     from leangym.lean_project import LeanRuntimeError
+    from leangym.rewards import VerifierUnavailable
 
     if args.k < 1 or args.batch < 1:
         print("error: -k and --batch must be at least 1", file=sys.stderr)
         return 2
     out = args.out or Path("runs/eval") / f"{_slug(args.problems)}-{_slug(args.agent)}"
     try:
-        verifier = _verifier(args.runtime, args.timeout, args.ray)
+        verifier = _verifier(args.runtime, args.timeout, args.ray, args.server)
         summary = run_eval(args.problems, args.agent, k=args.k, out=out, verifier=verifier, batch=args.batch,
                            limit=args.limit, agent_options=_agent_options(args))  # fmt: skip
-    except (EvalError, ProblemSetError, LeanRuntimeError, ValueError) as e:
+    except (EvalError, ProblemSetError, LeanRuntimeError, VerifierUnavailable, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(summary))
+    print(f"verified by {verifier.describe()}")
     print(f"\nresults: {out}/results.jsonl  summary: {out}/summary.json  plot: {out}/pass_at_k.png")
     return 0
 
@@ -252,11 +257,11 @@ def run_eval(
     return summary
 
 
-def _verifier(runtime: str, timeout: float, ray: str | None = None) -> Any:
+def _verifier(runtime: str, timeout: float, ray: str | None = None, server: str | None = None) -> Any:
     from leangym.rewards import Policy
     from leangym.rewards.distributed import make_verifier
 
-    return make_verifier(ray, runtime, Policy(timeout=timeout))
+    return make_verifier(ray, runtime, Policy(timeout=timeout), server=server)
 
 
 def _check_config(run: RunDir, config: dict[str, Any]) -> float:

@@ -70,6 +70,7 @@ class TrainConfig:
     # verification
     runtime: str = "embedded"  # Lean runtime: embedded | native
     ray: str | None = None  # verify on a Ray cluster: "local", "auto" or "ray://host:port" (needs [ray])
+    server: str | None = None  # verify on a leangym server: its URL, or "auto" (default: $LEANGYM_SERVER)
     # the run
     output_dir: str = "runs/grpo"
     overwrite: bool = False  # start afresh in an output_dir that already holds a run
@@ -443,8 +444,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     torch.manual_seed(cfg.seed)
     (out / "config.yaml").write_text(_yaml(cfg.settings()), encoding="utf-8")
 
-    verifier = make_verifier(cfg.ray, cfg.runtime)
+    verifier = make_verifier(cfg.ray, cfg.runtime, server=cfg.server)
     verifier.prewarm()  # Lean starts (~7 s) while the models load
+    print(f"verifying with {verifier.describe()}", flush=True)
     try:
         problems = load_problems(cfg.problems, runtime=verifier.runtime)
     except (ProblemSetError, OSError) as e:

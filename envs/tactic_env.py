@@ -150,7 +150,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.graph = nx.DiGraph(problem=self.problem.name)
         root = self._record(start.state)
         self.graph.nodes[root]["root"] = True
-        return self._observation(), {"problem": self.problem.name, "state_id": root}
+        return self.observation(), {"problem": self.problem.name, "state_id": root}
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self.state is None:
@@ -171,7 +171,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
                 reward, terminated = out.verdict.reward, True
         truncated = not terminated and self.steps >= self.max_steps
         self._over = terminated or truncated
-        return self._observation(), reward, terminated, truncated, self._info(out)
+        return self.observation(), reward, terminated, truncated, self._info(out)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -208,7 +208,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.state = self.states[target]
         self._over = not self.state.goals or self.steps >= self.max_steps
         self.last = None
-        return self._observation()
+        return self.observation()
 
     def try_tactics(self, target: str, tactics: list[str]) -> list[TacticResult]:
         """Apply each tactic to the recorded state `target`, in one Lean run; record the results in the graph.
@@ -270,7 +270,8 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             self.graph.nodes[dst]["proved"] = self.graph.nodes[dst].get("proved", False) or out.verdict.proved
         return out.state
 
-    def _observation(self) -> dict[str, str]:
+    def observation(self) -> dict[str, str]:
+        """The current state as the observation space holds it (what `step` and `goto` return)."""
         p, s = self.problem, self.state
         assert p is not None and s is not None
         return {

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="embedded", choices=["embedded", "native"])
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per file")
     p.add_argument("--json", action="store_true", help="one JSON result per file")
+    p.add_argument("--server", metavar="URL|auto", help="a leangym server checks them (default: $LEANGYM_SERVER)")
     p.set_defaults(func=_check)
 
 
@@ -52,13 +53,18 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from leangym.client import RemoteRuntime, server_for
     from leangym.lean_project import get_runtime
+    from leangym.rewards import VerifierUnavailable
 
     sources = [f.read_text(encoding="utf-8") for f in args.files]
+    url = server_for(args.runtime, args.server)
     try:
-        with get_runtime(args.runtime, timeout=args.timeout) as lean:
-            results = lean.check(sources)
-    except LeanRuntimeError as e:
+        with RemoteRuntime.connect(url) if url else get_runtime(args.runtime, timeout=args.timeout) as lean:
+            results = lean.check(sources, timeout=args.timeout)
+            where = f"on the leangym server at {url}" if url else "in this process"
+            print(f"checked by Lean {lean.version} ({lean.name}) {where}", file=sys.stderr)
+    except (LeanRuntimeError, VerifierUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     worst = 0

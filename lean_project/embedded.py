@@ -41,7 +41,7 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.repl import SCRATCH, CommandResponse, ReplFailure, ReplProcess
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.runtime import FileRuntime, LeanRuntime
-from leangym.lean_project.types import LeanRuntimeError, SourceResult
+from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
 PACKAGE_DIR = Path(__file__).parent / "embedded"
 SESSION_DIR = Path(__file__).parent / "session"  # the long-lived Lean program (Session.lean)
@@ -704,6 +704,9 @@ class EmbeddedRuntime(LeanRuntime):
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def health(self) -> RuntimeHealth:
+        return self._session.health() if self._session is not None else RuntimeHealth("oneshot", 0, 0)
 
     def prewarm(self) -> None:
         self.judge.start_soon()

@@ -97,6 +97,11 @@ class ReplWorker:
             self.generation += 1
         return self._process
 
+    @property
+    def running(self) -> bool:
+        """Whether this worker's process is up (without starting one)."""
+        return self._process is not None and self._process.alive()
+
     def _start(self) -> ReplProcess:
         c = self.command
         why = c.check() if c.check is not None else None
@@ -337,6 +342,10 @@ class ReplPool:
             t.start()
         for t in threads:
             t.join()
+
+    def running(self) -> int:
+        """Workers whose Lean process is up now."""
+        return sum(1 for w in self.workers if w.running)
 
     def answered(self) -> int:
         """Requests the workers' current processes answered."""

@@ -30,7 +30,7 @@ from leangym.lean_project.lexer import SETUP_COMMANDS, Token, tokenize
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
-from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, SourceResult
+from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
 
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
 
@@ -203,6 +203,9 @@ class ReplRuntime(LeanRuntime):
             return worker.header(header, self.header_timeout) if header else worker.process
 
         threading.Thread(target=self.pool.on_every_worker, args=(warm,), daemon=True).start()
+
+    def health(self) -> RuntimeHealth:
+        return RuntimeHealth("session" if self.name == "embedded" else "repl", self.pool.running(), self.pool.restarts)
 
     def close(self) -> None:
         self.pool.close()

@@ -37,7 +37,7 @@ from leangym.lean_project.batch import Answers, Prepared, plan, prepare, request
 from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
-from leangym.lean_project.types import InfraError, SourceResult
+from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
 
 class LeanRuntime(ABC):
@@ -81,6 +81,10 @@ class LeanRuntime(ABC):
         Lean (the embedded session program, one-shot runs, Ray actors) keeps none, and tactics are
         run by elaborating the statement with the tactics so far (`tactics.ElaborationTactics`)."""
         return None
+
+    def health(self) -> RuntimeHealth:
+        """How its Lean processes fare; a runtime that starts one Lean per batch keeps none running."""
+        return RuntimeHealth("per-batch", 0, 0)
 
     def prewarm(self) -> None:  # noqa: B027 - optional hook, a no-op where start-up is cheap
         """Start Lean ahead of the next `check` where start-up is slow."""

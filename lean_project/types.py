@@ -54,6 +54,12 @@ class Message:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        """The message `to_json` wrote (what a leangym server sends)."""
+        end = d.get("end_pos")
+        return cls(d["severity"], d["text"], Position(**d["pos"]), Position(**end) if end else None, d.get("kind", ""))
+
 
 @dataclass(frozen=True)
 class InfraError:
@@ -93,7 +99,29 @@ class SourceResult:
             "messages": [m.to_json() for m in self.messages],
             "seconds": round(self.seconds, 3),
             "error": asdict(self.error) if self.error else None,
+            **({"constants": self.constants} if self.constants is not None else {}),
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SourceResult:
+        """The result `to_json` wrote (what a leangym server sends)."""
+        error = d.get("error")
+        return cls(
+            d["status"],
+            [Message.from_json(m) for m in d.get("messages", [])],
+            float(d.get("seconds", 0.0)),
+            InfraError(**error) if error else None,
+            d.get("constants"),
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeHealth:
+    """How a runtime's Lean processes fare (a server's `/health` and `/metrics` report it)."""
+
+    mode: str  # e.g. "session", "oneshot", "repl"
+    processes: int  # Lean processes running now
+    restarts: int  # processes restarted after a failure since the runtime was made
 
 
 class LeanRuntimeError(RuntimeError):

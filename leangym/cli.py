@@ -4,6 +4,7 @@ leangym setup | doctor | check        (leangym.lean_project.cli)
 leangym verify                        (leangym.rewards.cli)
 leangym problems                      (leangym.envs.cli)
 leangym eval | train                  (leangym.agents.cli)
+leangym serve                         (leangym.server_cli)
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from collections.abc import Sequence
 
 import leangym
 
-# Sub-packages whose `cli.register(subparsers)` adds subcommands, in help order.
-_PROVIDERS = ("leangym.lean_project", "leangym.rewards", "leangym.envs", "leangym.agents")
+# Modules whose `register(subparsers)` adds subcommands, in help order.
+_PROVIDERS = (
+    "leangym.lean_project.cli",
+    "leangym.rewards.cli",
+    "leangym.envs.cli",
+    "leangym.agents.cli",
+    "leangym.server_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leangym {leangym.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for package in _PROVIDERS:  # each has a `cli.py`: a missing one is an error, not a silent gap
-        importlib.import_module(f"{package}.cli").register(sub)
+    for module in _PROVIDERS:  # a missing one is an error, not a silent gap
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -41,15 +41,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-native-decide", action="store_true", help="accept proofs that trust the compiler")
     p.add_argument("--no-audit", action="store_true", help="native runtime: skip the kernel-side audit")
     p.add_argument("--chunk", type=int, default=256, help="submissions per Lean batch (default 256)")
+    add_server_flag(p)
     p.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS", help="verify on a Ray cluster (default address: local)"
     )
     p.set_defaults(func=_verify)
 
 
+def add_server_flag(p: argparse.ArgumentParser) -> None:
+    """`--server URL|auto`: a `leangym serve` server answers instead of a Lean in this process."""
+    p.add_argument(
+        "--server",
+        metavar="URL|auto",
+        help="ask a leangym server (auto: the one `leangym serve --background` started; default: $LEANGYM_SERVER)",
+    )
+
+
 def _verify(args: argparse.Namespace) -> int:
     from leangym.lean_project import LeanRuntimeError
-    from leangym.rewards import Policy
+    from leangym.rewards import Policy, VerifierUnavailable
     from leangym.rewards.distributed import make_verifier
 
     try:
@@ -63,10 +73,10 @@ def _verify(args: argparse.Namespace) -> int:
         allow_native_decide=args.allow_native_decide,
         audit=not args.no_audit,
     )
-    verifier = make_verifier(args.ray, args.runtime, policy, progress=True)
+    verifier = make_verifier(args.ray, args.runtime, policy, server=args.server, progress=True)
     try:
-        verifier.runtime  # noqa: B018 - fail now, with the install hint, rather than on every line
-    except LeanRuntimeError as e:
+        answered_by = verifier.describe()  # fails now, with the install hint, rather than on every line
+    except (LeanRuntimeError, VerifierUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     started = time.monotonic()
@@ -81,7 +91,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"error: cannot write {args.out}: {e}", file=sys.stderr)
         return 2
     summary = ", ".join(f"{counts[k]} {k}" for k in ("proved", "rejected", "error"))
-    print(f"{len(rows)} submissions: {summary} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    elapsed = time.monotonic() - started
+    print(f"{len(rows)} submissions: {summary} ({elapsed:.1f} s; {answered_by})", file=sys.stderr)
     return 0
 
 

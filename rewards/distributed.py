@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from leangym.lean_project.kernel import KernelCheck, KernelVerdict
 from leangym.lean_project.runtime import LeanRuntime
@@ -42,6 +42,9 @@ from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
 from leangym.rewards.verifier import Verifier, get_verifier
+
+if TYPE_CHECKING:
+    from leangym.client import RemoteVerifier
 
 RAY_HINT = "pip install 'lean-gym[ray]'"
 R = TypeVar("R")
@@ -317,6 +320,10 @@ class RayVerifier:
         self.runtime = RayRuntime(self.pool, runtime)
         self.runtime_name = runtime
 
+    def describe(self) -> str:
+        """Which Lean answers (printed by the commands that verify)."""
+        return f"Lean {self.runtime.version} ({self.runtime_name}) on {self.pool.size} Ray actors"
+
     def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
         return self.verify_batch([(problem, submission)])[0]
 
@@ -350,9 +357,15 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def make_verifier(
-    ray_address: str | None, runtime: str = "embedded", policy: Policy | None = None, **options: Any
-) -> Verifier | RayVerifier:
-    """A `RayVerifier` when `ray_address` is given and Ray is installed, else the local shared verifier.
+    ray_address: str | None,
+    runtime: str = "embedded",
+    policy: Policy | None = None,
+    *,
+    server: str | None = None,
+    **options: Any,
+) -> Verifier | RayVerifier | RemoteVerifier:
+    """A `RayVerifier` when `ray_address` is given and Ray is installed, else the shared verifier
+    (`get_verifier`: a server's when `server` or `LEANGYM_SERVER` names one, else this process's).
 
     Without Ray, the reason is printed and verification stays on this machine.
     """
@@ -361,4 +374,4 @@ def make_verifier(
             return RayVerifier(ray_address, runtime=runtime, policy=policy, **options)
         except RayUnavailable as e:
             print(f"leangym: {e}; verifying on this machine instead", file=sys.stderr)
-    return get_verifier(runtime, policy)
+    return get_verifier(runtime, policy, server=server)

@@ -42,3 +42,14 @@ class Verdict:
             "seconds": round(self.seconds, 3),
             **({"detail": self.detail} if self.detail else {}),
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Verdict:
+        """The verdict `to_json` wrote (a line of `leangym verify`, an answer of a leangym server)."""
+        return cls(
+            d["verdict"],
+            tuple(d.get("reasons", ())),
+            tuple(Message.from_json(m) for m in d.get("messages", ())),
+            float(d.get("seconds", 0.0)),
+            d.get("detail", ""),
+        )

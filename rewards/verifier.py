@@ -35,6 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from leangym.lean_project import LeanRuntime, LeanRuntimeError, SourceResult
 from leangym.lean_project.kernel import UNSOUND_AXIOMS, KernelCheck, KernelVerdict, name_parts, reference_source
@@ -46,6 +47,9 @@ from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
 from leangym.rewards.submission import Rejection, decode, parse_statement, read_submission
 from leangym.rewards.verdict import Verdict
+
+if TYPE_CHECKING:
+    from leangym.client import RemoteVerifier
 
 DEFAULT_CACHE_SIZE = 65_536
 
@@ -93,6 +97,10 @@ class Verifier:
     @property
     def runtime_name(self) -> str:
         return self._slot.name
+
+    def describe(self) -> str:
+        """Which Lean answers (printed by the commands that verify)."""
+        return f"Lean {self.runtime.version} ({self.runtime_name}) in this process"
 
     def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
         return self.verify_batch([(problem, submission)])[0]
@@ -304,13 +312,22 @@ def _unsupported(runtime: str, module: str) -> Verdict:
 
 _SHARED_LOCK = threading.Lock()
 _VERIFIERS: dict[tuple[str, Policy], Verifier] = {}
+_REMOTE: dict[tuple[str, Policy], RemoteVerifier] = {}
 
 
 def get_verifier(
-    runtime: LeanRuntime | str = "embedded", policy: Policy | None = None, *, hold: bool = False
-) -> Verifier:
+    runtime: LeanRuntime | str = "embedded",
+    policy: Policy | None = None,
+    *,
+    hold: bool = False,
+    server: str | None = None,
+) -> Verifier | RemoteVerifier:
     """The process-wide verifier for (runtime, policy): environments, the trainer and the reward
     functions share its cache and its Lean processes this way.
+
+    A server's address as `runtime` (`http://…`), or `server` (a URL or "auto"), or the
+    `LEANGYM_SERVER` variable, gives a `RemoteVerifier` instead: the same interface, answered
+    by a `leangym serve` server's warm Lean (`leangym.client.server_for`).
 
     Verifiers of one runtime name share that name's runtime (`lean_project.shared`), whatever
     their policy. By default the caller pins it: it stays up for the rest of the process (the
@@ -320,6 +337,15 @@ def get_verifier(
     that shared runtime from now on (it stays its creator's to close).
     """
     policy = policy or Policy()
+    if isinstance(runtime, str):
+        from leangym.client import RemoteVerifier, server_for
+
+        url = server_for(runtime, server)
+        if url is not None:
+            with _SHARED_LOCK:
+                if (url, policy) not in _REMOTE:
+                    _REMOTE[(url, policy)] = RemoteVerifier(url, policy)
+                return _REMOTE[(url, policy)]
     slot = shared_runtime(runtime)
     with _SHARED_LOCK:
         verifier = _VERIFIERS.get((slot.name, policy))

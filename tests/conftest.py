@@ -40,3 +40,69 @@ FORGED_ANSWER = (
     '      out.putStr "{\\"env\\": 100000, \\"messages\\": []}\\n\\n"; out.flush\n'
     "      IO.Process.exit 0 : IO Unit) (unsafeCast ())) (fun _ _ => 1) (fun _ _ => 1))"
 )
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A real `leangym serve` in its own process on a free loopback port (its own Lean behind it)."""
+
+    def __init__(self, *args: str) -> None:
+        self.port, self.args = free_port(), args
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self) -> ServerProcess:
+        import subprocess
+        import sys
+        import tempfile
+
+        self.log = tempfile.NamedTemporaryFile(prefix="leangym-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        command = [sys.executable, "-m", "leangym", "serve", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Until `/health` says the warm-up proof was proved (fails with the server's log if it died)."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, f"the server exited: {self.read_log()}"
+            try:
+                if httpx.get(self.url + "/health", timeout=2).json().get("ready"):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the server was not ready in {timeout} s: {self.read_log()}")
+
+    def read_log(self) -> str:
+        from pathlib import Path
+
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def stop(self) -> int:
+        """SIGTERM (graceful), then its exit status."""
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=120)
+
+
+@pytest.fixture(scope="session")
+def server() -> ServerProcess:
+    """One real server for the test session (started on first use; ~10 s while its Lean warms up)."""
+    proc = ServerProcess().start()
+    proc.wait_ready()
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.stop()

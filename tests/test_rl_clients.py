@@ -2,9 +2,10 @@
 and `leangym train` checkpoints read back by transformers and by `leangym eval`.
 
 The TRL test trains two real `trl.GRPOTrainer` steps on the CPU (a tiny model built here,
-answering one of omega / decide / simp / rfl / sorry) with `lean_reward` on the embedded Lean,
-records what TRL handed the reward function, and checks that TRL's logged rewards are the
-verifier's verdicts on exactly those completions, a `sorry` getting 0.
+answering one of omega / decide / simp / rfl / sorry) with `lean_reward` asking a real
+`leangym serve` server, records what TRL handed the reward function, and checks that TRL's
+logged rewards are this process's embedded Lean's verdicts on exactly those completions, a
+`sorry` getting 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import ServerProcess
 
 from leangym.agents.hf_dataset import problems_dataset
 from leangym.agents.tiny import TACTICS, build_tiny
@@ -39,11 +41,12 @@ def test_problem_sets_become_trl_datasets() -> None:
 
 
 @pytest.mark.lean
-def test_trl_grpo_trainer_logs_the_verifiers_verdicts(lean: LeanRuntime, tmp_path: Path) -> None:
+def test_trl_grpo_trainer_logs_the_verifiers_verdicts(lean: LeanRuntime, server: ServerProcess, tmp_path: Path) -> None:
+    """TRL's trainer with `lean_reward` pointed at a leangym server (as `LEANGYM_SERVER` would): its rewards
+    are the verdicts this process's own Lean gives the same completions."""
     from trl import GRPOConfig, GRPOTrainer
 
-    verifier = get_verifier(lean, Policy())
-    reward = make_lean_reward(verifier=verifier)
+    reward = make_lean_reward(runtime=server.url)
     calls: list[tuple[list[Problem], list[str], list[float | None]]] = []
 
     def lean_reward(completions: list, formal_statement: list[str], name: list[str], **columns: object) -> list:
