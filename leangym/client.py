@@ -57,8 +57,14 @@ class ServerError(RuntimeError):
 # -- what goes over the wire (shared by both clients) --------------------------------------
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+class _Address:
+    """Where a server is and how to ask it: its URL, the key (`LEANGYM_API_KEY` by default), how long to retry."""
+
+    def __init__(self, url: str, api_key: str | None, retry_for: float) -> None:
+        self.url = url.rstrip("/")
+        self.retry_for = retry_for
+        key = api_key if api_key is not None else os.environ.get("LEANGYM_API_KEY")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _policy_json(policy: Policy | None) -> dict[str, Any] | None:
@@ -105,16 +111,14 @@ def _retryable(response: httpx.Response) -> bool:
 # -- the clients --------------------------------------------------------------------------------
 
 
-class Client:
+class Client(_Address):
     """A synchronous client (thread-safe: httpx's connection pool)."""
 
     def __init__(
         self, url: str, *, api_key: str | None = None, timeout: float = TIMEOUT, retry_for: float = RETRY_FOR
     ) -> None:
-        self.url = url.rstrip("/")
-        self.retry_for = retry_for
-        key = api_key if api_key is not None else os.environ.get("LEANGYM_API_KEY")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=_headers(key))
+        super().__init__(url, api_key, retry_for)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
 
     def health(self) -> dict[str, Any]:
         """The server's runtime, Lean version, processes, queue (`GET /health`)."""
@@ -195,16 +199,14 @@ class Client:
             return _answer(response)
 
 
-class AsyncClient:
+class AsyncClient(_Address):
     """`Client`'s verdicts and checks for asyncio code (`await client.verify(rows)`)."""
 
     def __init__(
         self, url: str, *, api_key: str | None = None, timeout: float = TIMEOUT, retry_for: float = RETRY_FOR
     ) -> None:
-        self.url = url.rstrip("/")
-        self.retry_for = retry_for
-        key = api_key if api_key is not None else os.environ.get("LEANGYM_API_KEY")
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=_headers(key))
+        super().__init__(url, api_key, retry_for)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=self.headers)
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")

@@ -85,7 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
         state = "already running" if record.get("already") else "started"
         print(f"leangym server {state}: {record['url']} ({record['runtime']} Lean, pid {record['pid']})")
         return 0
-    key = args.api_key_file.read_text(encoding="utf-8").strip() if args.api_key_file else None
+    try:
+        key = args.api_key_file.read_text(encoding="utf-8").strip() if args.api_key_file else None
+    except OSError as e:
+        print(f"error: cannot read the API key: {e}", file=sys.stderr)
+        return 2
     if args.api_key_file and not key:
         print(f"error: {args.api_key_file} is empty", file=sys.stderr)
         return 2
