@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from leangym.agents.generation import Completion, Generator, SamplingConfig
+from leangym.agents.passk import ks_up_to, mean_pass_at_k
 from leangym.agents.prompts import encode_prompts, extract_proof, render_prompt
 from leangym.rewards.verifier import verify_with_retries
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from leangym.rewards.problem import Problem
+    from leangym.rewards.verdict import Verdict
     from leangym.rewards.verifier import Verifier
 
 LossNorm = Literal["token", "sequence", "constant"]
@@ -401,22 +403,46 @@ class GRPOTrainer:
                 return _no_grad_logps(self.policy, batch, temp, micro, self.autocast)
         raise ValueError("beta > 0 needs a reference model (or a LoRA policy)")
 
+    def _rollouts(
+        self, problems: Sequence[Problem], n: int, seed: int | None
+    ) -> tuple[list[str], list[list[Completion]], list[tuple[Problem, str]], list[Verdict], float, float]:
+        """`n` sampled proofs per problem and their verdicts (one verification batch): prompts, the B
+        groups of n completions, the B·n (problem, proof) pairs, their verdicts, generate and verify seconds."""
+        t0 = time.perf_counter()
+        self.verifier.prewarm()  # Lean starts while the model generates
+        prompts = [render_prompt(p, self.template, self.tokenizer) for p in problems]
+        groups = self.generator.generate(prompts, n, replace(self.sampling, seed=seed))  # B lists of n
+        t_gen = time.perf_counter() - t0
+        proofs = [[extract_proof(c.text, self.template) for c in group] for group in groups]
+        pairs = [(p, proof) for p, row in zip(problems, proofs, strict=True) for proof in row]  # B·n
+        t1 = time.perf_counter()
+        verdicts = verify_with_retries(self.verifier, pairs, self.cfg.verify_retries)  # `error`: retried, never 0
+        return prompts, groups, pairs, verdicts, t_gen, time.perf_counter() - t1
+
+    def evaluate(self, problems: Sequence[Problem], samples: int, seed: int) -> dict[str, float]:
+        """Held-out pass@k (k = 1, 2, 4, … up to `samples`) of the current policy; the policy is not changed.
+
+        Proofs are sampled as in training (`sampling`, seeded by `seed`: the same seed at every
+        evaluation compares policies, not luck). A sample the verifier gave no verdict is left
+        out of its problem's n; a problem with none left is left out.
+        """
+        *_, verdicts, _, _ = self._rollouts(problems, samples, seed)
+        counts = []
+        for i in range(len(problems)):
+            group = verdicts[i * samples : (i + 1) * samples]
+            decided = [v for v in group if v.outcome != "error"]
+            if decided:
+                counts.append((len(decided), sum(v.proved for v in decided)))
+        ks = [k for k in ks_up_to(samples) if all(n >= k for n, _ in counts)]
+        return {f"eval_pass@{k}": mean_pass_at_k(counts, k) for k in ks} if counts else {}
+
     def step(self, problems: Sequence[Problem], seed: int | None = None) -> StepResult:
         """Sample G proofs per problem, verify them in one batch, update the policy once (cfg.epochs steps)."""
         import torch
 
         g = self.cfg.group_size
         t0 = time.perf_counter()
-        self.verifier.prewarm()  # Lean starts while the model generates
-        prompts = [render_prompt(p, self.template, self.tokenizer) for p in problems]
-        groups = self.generator.generate(prompts, g, replace(self.sampling, seed=seed))  # B lists of G
-        t_gen = time.perf_counter() - t0
-
-        proofs = [[extract_proof(c.text, self.template) for c in group] for group in groups]
-        pairs = [(p, proof) for p, row in zip(problems, proofs, strict=True) for proof in row]  # B·G
-        t1 = time.perf_counter()
-        verdicts = verify_with_retries(self.verifier, pairs, self.cfg.verify_retries)  # `error`: retried, never 0
-        t_verify = time.perf_counter() - t1
+        prompts, groups, pairs, verdicts, t_gen, t_verify = self._rollouts(problems, g, seed)
         if verdicts and all(v.outcome == "error" for v in verdicts):
             raise RuntimeError(f"the verifier gave no verdict for any sample: {verdicts[0].detail}")
 

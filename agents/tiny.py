@@ -126,3 +126,49 @@ def build_tiny(
         torch.manual_seed(seed)
         teach_format(model, tokenizer, prompts, tactics)
     return model.eval(), tokenizer
+
+
+def tool_call(name: str, **arguments: str) -> str:
+    """One tool call as Qwen's chat template writes it (the format TRL parses tool calls from)."""
+    import json
+
+    return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+
+
+def build_tiny_agent(
+    statements: Sequence[str], environment: object, actions: Sequence[str], *, seed: int = 0
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A tiny tool-calling policy for TRL's `environment_factory`: each of `actions` (whole tool calls,
+    `tool_call(...)`) is one token, and the format prior makes the model answer any prompt with one of
+    them uniformly at random, as a pretrained agent would answer in the tool format before RL.
+
+    The tokenizer carries Qwen 2.5's chat template (the one TRL knows how to read tool calls
+    from), with the public methods of `environment` as the tools in every prompt.
+    """
+    import inspect
+
+    import torch
+    from tokenizers import AddedToken
+    from transformers.utils import get_json_schema
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    tokenizer = build_tokenizer(statements, ())
+    tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "additional_special_tokens": ["<|im_start|>"]})
+    tokenizer.add_tokens([AddedToken(a, normalized=False, special=False) for a in actions])
+    tokenizer.chat_template = qwen2_5_chat_template
+    tools = [  # as TRL finds them: the public functions of the class (not its properties), but for its hooks
+        get_json_schema(getattr(environment, name))
+        for name, _ in inspect.getmembers(type(environment), predicate=inspect.isfunction)
+        if not name.startswith("_") and name not in ("reset", "get_reward")
+    ]
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": s}], tools=tools, add_generation_prompt=True, tokenize=False
+        )
+        for s in statements
+    ]
+    model = build_model(tokenizer, seed=seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        teach_format(model, tokenizer, prompts, actions)
+    return model.eval(), tokenizer

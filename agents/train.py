@@ -11,6 +11,8 @@ A run writes to `output_dir`: `config.yaml` (the resolved settings), `metrics.js
 row per step), `samples.jsonl` (every sampled proof and its verdict), `checkpoint/`
 (the latest; `--resume` continues from it), `reward_curve.png` at the end, and
 TensorBoard logs under `tb/` when tensorboard is installed. Ctrl-C saves a checkpoint.
+With `eval_problems`, the held-out pass@k (`eval_pass@1`, …) is measured before the first
+step (a row of step 0) and every `eval_every` steps, in the same files and on the same curve.
 
 Heavy libraries (torch, transformers, matplotlib) are imported inside functions so that
 `leangym --help` stays fast.
@@ -70,6 +72,10 @@ class TrainConfig:
     # verification
     runtime: str = "embedded"  # Lean runtime: embedded | native
     ray: str | None = None  # verify on a Ray cluster: "local", "auto" or "ray://host:port" (needs [ray])
+    # held-out evaluation: pass@k on another split before training and every `eval_every` steps
+    eval_problems: str | None = None  # a problem-set spec, e.g. "core:valid"; unset: no evaluation
+    eval_every: int = 10  # steps between evaluations (and one after the last step)
+    eval_samples: int = 1  # proofs sampled per held-out problem: pass@1, and pass@k up to it
     server: str | None = None  # verify on a leangym server: its URL, or "auto" (default: $LEANGYM_SERVER)
     # the run
     output_dir: str = "runs/grpo"
@@ -120,6 +126,7 @@ class TrainConfig:
             (g.micro_batch_size >= 1, "grpo.micro_batch_size must be >= 1"),
             (s.temperature > 0, "sampling.temperature must be > 0: a group of greedy samples has nothing to compare"),
             (self.model != "tiny" or self.lora is None, "model 'tiny' is trained in full: leave lora unset"),
+            (self.eval_every >= 1 and self.eval_samples >= 1, "eval_every and eval_samples must be >= 1"),
         ]
         errors = [msg for ok, msg in checks if not ok]
         if errors:
@@ -380,8 +387,8 @@ def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
-def plot_rewards(metrics_path: Path, png: Path) -> Path | None:
-    """Mean reward and pass rate per step, as a PNG (None when there is nothing to plot)."""
+def plot_rewards(metrics_path: Path, png: Path, held_out: str | None = None) -> Path | None:
+    """Mean reward and pass rate per step, and the held-out pass@k when evaluated, as a PNG (None: nothing to plot)."""
     if not metrics_path.exists():
         return None
     rows = [json.loads(ln) for ln in metrics_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -392,14 +399,19 @@ def plot_rewards(metrics_path: Path, png: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in rows]
+    train_rows = [r for r in rows if "reward_mean" in r]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, [r["reward_mean"] for r in rows], marker="o", label="mean reward")
-    ax.plot(steps, [r["pass_rate"] for r in rows], marker=".", linestyle="--", label="pass rate (any of G)")
+    steps = [r["step"] for r in train_rows]
+    ax.plot(steps, [r["reward_mean"] for r in train_rows], marker="o", label="mean reward")
+    ax.plot(steps, [r["pass_rate"] for r in train_rows], marker=".", linestyle="--", label="pass rate (any of G)")
+    for key in sorted({k for r in rows for k in r if k.startswith("eval_pass@")}, key=lambda k: int(k.split("@")[1])):
+        evals = [r for r in rows if key in r]
+        label = f"held-out {key.removeprefix('eval_')}" + (f" ({held_out})" if held_out else "")
+        ax.plot([r["step"] for r in evals], [r[key] for r in evals], marker="s", linewidth=2, label=label)
     ax.set_xlabel("step")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("GRPO against the Lean kernel")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
@@ -446,12 +458,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
 
     verifier = make_verifier(cfg.ray, cfg.runtime, server=cfg.server)
     verifier.prewarm()  # Lean starts (~7 s) while the models load
-    print(f"verifying with {verifier.describe()}", flush=True)
+    echo(f"verifying with {verifier.describe()}")
     try:
         problems = load_problems(cfg.problems, runtime=verifier.runtime)
+        held_out = load_problems(cfg.eval_problems, runtime=verifier.runtime) if cfg.eval_problems else []
     except (ProblemSetError, OSError) as e:
         raise ConfigError(str(e)) from e
-    model_path = initial_model_path(cfg, problems, out)
+    shared = {p.name for p in problems} & {p.name for p in held_out}
+    if shared:
+        echo(f"warning: {len(shared)} of the {len(held_out)} eval problems are training problems too: not held out")
+    model_path = initial_model_path(cfg, problems + held_out, out)
     policy, reference, tokenizer = load_models(cfg, model_path, checkpoint if resume else None)
     generator = make_generator(
         policy,
@@ -474,6 +490,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     )
 
     log = RunLog(out, start if resume else None)
+
+    def evaluate(step: int) -> dict[str, float]:
+        """Held-out pass@k now, with the same sampling seed every time (policies are compared, not luck)."""
+        scores = trainer.evaluate(held_out, cfg.eval_samples, seed=cfg.seed * 1_000_003 + 999_983)
+        shown = ", ".join(f"{k.removeprefix('eval_')} {v:.3f}" for k, v in scores.items())
+        tqdm.write(f"held-out {cfg.eval_problems} after step {step}: {shown}", file=sys.stdout)
+        return scores
+
+    if held_out and not resume:  # the curve starts from the untrained policy
+        log.write(0, evaluate(0), [])
     step = start
     last: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -484,6 +510,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
             result = trainer.step(batch, seed=cfg.seed * 1_000_003 + step)
             step += 1
             last = result.metrics
+            if held_out and (step % cfg.eval_every == 0 or step == cfg.steps):
+                last = {**last, **evaluate(step)}
             log.write(step, last, result.samples)
             bar.update(1)
             bar.set_postfix(reward=f"{last['reward_mean']:.2f}")
@@ -499,7 +527,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[
     finally:
         bar.close()
         log.close()
-        plot_rewards(log.metrics_path, out / "reward_curve.png")
+        plot_rewards(log.metrics_path, out / "reward_curve.png", held_out=cfg.eval_problems)
         generator.close()
     summary = {
         "steps": step,

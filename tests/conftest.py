@@ -106,3 +106,31 @@ def server() -> ServerProcess:
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
         proc.stop()
+
+
+def train_two_trl_steps(tmp_path, model, tokenizer, dataset, **trainer_args):
+    """Two steps of TRL's real `GRPOTrainer` on the CPU (two prompts a step); `trainer_args`: reward_funcs,
+    environment_factory, or GRPOConfig fields (`config_*`)."""
+    import warnings
+
+    from trl import GRPOConfig, GRPOTrainer
+
+    fields = {k.removeprefix("config_"): v for k, v in trainer_args.items() if k.startswith("config_")}
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        learning_rate=1e-3,
+        beta=0.0,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+        **fields,
+    )
+    others = {k: v for k, v in trainer_args.items() if not k.startswith("config_")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, args=config, train_dataset=dataset, **others)
+        trainer.train()
+    return trainer

@@ -11,11 +11,10 @@ logged rewards are this process's embedded Lean's verdicts on exactly those comp
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess
+from conftest import ServerProcess, train_two_trl_steps
 
 from leangym.agents.hf_dataset import problems_dataset
 from leangym.agents.tiny import TACTICS, build_tiny
@@ -44,8 +43,6 @@ def test_problem_sets_become_trl_datasets() -> None:
 def test_trl_grpo_trainer_logs_the_verifiers_verdicts(lean: LeanRuntime, server: ServerProcess, tmp_path: Path) -> None:
     """TRL's trainer with `lean_reward` pointed at a leangym server (as `LEANGYM_SERVER` would): its rewards
     are the verdicts this process's own Lean gives the same completions."""
-    from trl import GRPOConfig, GRPOTrainer
-
     reward = make_lean_reward(runtime=server.url)
     calls: list[tuple[list[Problem], list[str], list[float | None]]] = []
 
@@ -57,26 +54,10 @@ def test_trl_grpo_trainer_logs_the_verifiers_verdicts(lean: LeanRuntime, server:
 
     dataset = problems_dataset(TOY)
     model, tokenizer = build_tiny(dataset["prompt"], tactics=(*TACTICS, "sorry"))
-    config = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=16,
-        num_generations=8,  # two prompts a step, eight completions each
-        max_completion_length=2,
-        learning_rate=1e-3,
-        beta=0.0,
-        logging_steps=1,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer = GRPOTrainer(
-            model=model, processing_class=tokenizer, reward_funcs=[lean_reward], args=config, train_dataset=dataset
-        )
-        trainer.train()
+    trainer = train_two_trl_steps(
+        tmp_path, model, tokenizer, dataset, reward_funcs=[lean_reward],
+        config_per_device_train_batch_size=16, config_num_generations=8, config_max_completion_length=2,
+    )  # fmt: skip
 
     logged = [row["rewards/lean_reward/mean"] for row in trainer.state.log_history if "rewards/lean_reward/mean" in row]
     assert len(calls) == 2 and len(logged) == 2

@@ -176,6 +176,10 @@ def test_reward_curve_png(tmp_path):
     )
     png = plot_rewards(metrics, tmp_path / "c.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with metrics.open("a") as f:  # a held-out row of its own (step 0) and one beside a step's metrics
+        f.write(json.dumps({"step": 0, "eval_pass@1": 0.1}) + "\n")
+        f.write(json.dumps({"step": 4, "reward_mean": 1.0, "pass_rate": 1.0, "eval_pass@1": 0.4}) + "\n")
+    assert plot_rewards(metrics, tmp_path / "d.png", held_out="core:valid") is not None
 
 
 # -- short real runs --------------------------------------------------------------------
@@ -197,12 +201,18 @@ def _rows(out: Path) -> list[dict]:
 def test_train_resume_and_refuse_to_overwrite(shared_verifier, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--config", str(DEMO), "steps=2", "save_every=1", f"output_dir={out}", "overwrite=false"]
-    assert main(args) == 0
+    evals = ["eval_problems=toy", "eval_every=2", "eval_samples=2"]  # the toy set again: the mechanism, not held out
+    assert main(args + evals) == 0
     printed = capsys.readouterr().out
     assert "generation: transformers" in printed and "step   2/2  reward" in printed
-    assert [r["step"] for r in _rows(out)] == [1, 2]
+    assert "15 of the 15 eval problems are training problems too" in printed
+    assert "held-out toy after step 0: pass@1" in printed
+    assert [r["step"] for r in _rows(out)] == [0, 1, 2]
     for key in ("reward_mean", "pass_rate", "zero_variance_frac", "kl", "loss", "tokens_per_s", "verify_s"):
-        assert key in _rows(out)[0]
+        assert key in _rows(out)[1]
+    scored = [r for r in _rows(out) if "eval_pass@1" in r]
+    assert [r["step"] for r in scored] == [0, 2]  # before training, then every eval_every steps
+    assert all(0 <= r["eval_pass@1"] <= r["eval_pass@2"] <= 1 for r in scored)
     assert (out / "reward_curve.png").is_file() and (out / "config.yaml").is_file()
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 * 15 * 8 and {s["verdict"] for s in samples} <= {"proved", "rejected"}
@@ -210,9 +220,10 @@ def test_train_resume_and_refuse_to_overwrite(shared_verifier, tmp_path, capsys)
     assert main(args) == 2  # the run is there: not overwritten by accident
     assert "--resume" in capsys.readouterr().err
 
-    assert main([*args[:3], "steps=3", *args[4:], "--resume"]) == 0
+    assert main([*args[:3], "steps=3", *args[4:], *evals, "--resume"]) == 0
     assert "resuming after step 2" in capsys.readouterr().out
-    assert [r["step"] for r in _rows(out)] == [1, 2, 3]
+    assert [r["step"] for r in _rows(out)] == [0, 1, 2, 3]  # the curve is kept, and goes on
+    assert [r["step"] for r in _rows(out) if "eval_pass@1" in r] == [0, 2, 3]  # and after the last step
 
 
 @pytest.mark.lean
