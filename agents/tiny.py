@@ -25,7 +25,7 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<eos>")
 def build_tokenizer(
     texts: Sequence[str], words: Sequence[str] = TACTICS, *, min_texts: int = 2
 ) -> PreTrainedTokenizerBase:
-    """A word-level tokenizer: `words`, plus the words found in at least `min_texts` of `texts`.
+    """A word-level tokenizer: the words of `words`, plus the words found in at least `min_texts` of `texts`.
 
     Words are split like `\\w+|[^\\w\\s]+`; any other word becomes `<unk>` (so a theorem's own
     name does not identify it: the model has to go by the statement). Decoding joins words
@@ -38,7 +38,9 @@ def build_tokenizer(
 
     splitter = pre_tokenizers.Whitespace()
     counts = Counter(w for text in texts for w in {w for w, _ in splitter.pre_tokenize_str(text)})
-    seen = {w for w, n in counts.items() if n >= min_texts} | set(words)
+    seen = {w for w, n in counts.items() if n >= min_texts} | {
+        w for word in words for w, _ in splitter.pre_tokenize_str(word)
+    }
     vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS, *sorted(seen - set(SPECIAL_TOKENS))])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = splitter

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from leangym.agents.generation import SamplingConfig
 from leangym.agents.grpo import GRPOConfig, LossNorm
 from leangym.agents.prompts import DEFAULT_STOP, TEMPLATES
+from leangym.agents.tiny import TACTICS
 from leangym.envs.problems import ProblemSetError, load_problems
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class TrainConfig:
 
     # what to train, on what
     model: str = "tiny"  # "tiny" (built locally, agents/tiny.py) or a transformers model name or folder
+    tiny_answers: tuple[str, ...] = TACTICS  # model "tiny": the proofs its format prior answers with, uniformly
     problems: str = "toy"  # a problem-set spec (envs/problems.py): "toy", "core:valid", a .jsonl path
     template: str = "plain"  # prompt template: plain | fence | chat (agents/prompts.py)
     dtype: str = "float32"  # weights of the trained model: float32 | bfloat16 (bf16 autocast on GPU: grpo.bf16)
@@ -127,6 +129,7 @@ class TrainConfig:
             (s.temperature > 0, "sampling.temperature must be > 0: a group of greedy samples has nothing to compare"),
             (self.model != "tiny" or self.lora is None, "model 'tiny' is trained in full: leave lora unset"),
             (self.eval_every >= 1 and self.eval_samples >= 1, "eval_every and eval_samples must be >= 1"),
+            (len(self.tiny_answers) >= 1, "tiny_answers needs at least one proof"),
         ]
         errors = [msg for ok, msg in checks if not ok]
         if errors:
@@ -265,7 +268,8 @@ def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> 
         from leangym.agents.prompts import render_prompt
         from leangym.agents.tiny import build_tiny
 
-        model, tokenizer = build_tiny([render_prompt(p, cfg.template) for p in problems], seed=cfg.seed)
+        prompts = [render_prompt(p, cfg.template) for p in problems]
+        model, tokenizer = build_tiny(prompts, tactics=cfg.tiny_answers, seed=cfg.seed)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return str(folder)

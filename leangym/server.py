@@ -195,6 +195,7 @@ class LeanService:
             return
         self.ready = verdict.proved
         self.warmup_error = "" if verdict.proved else f"the warm-up proof got {verdict.outcome}: {verdict.detail}"
+        self.last_request = time.monotonic()  # `--idle-exit` counts from here: the start-up is not idleness
 
     def health(self) -> dict[str, Any]:
         h = self.runtime.health()
@@ -557,7 +558,8 @@ async def _sweep(service: LeanService, app: FastAPI) -> None:
         await asyncio.sleep(min(5.0, max(0.5, config.session_ttl / 4)))
         await run_in_threadpool(service.expire_sessions)
         idle = time.monotonic() - service.last_request
-        if config.idle_exit is not None and idle > config.idle_exit and service.pending == 0:
+        started = service.ready or service.warmup_error  # a slow start-up is not idleness
+        if config.idle_exit is not None and started and idle > config.idle_exit and service.pending == 0:
             print(f"leangym serve: idle for {idle:.0f} s; stopping", file=sys.stderr, flush=True)
             app.state.stop()  # uvicorn's graceful shutdown
             return

@@ -7,9 +7,17 @@ sends what it needs to Lean in as few batches as it can (module-scoped fixtures)
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from leangym.lean_project import LeanRuntime, get_runtime
+
+# A shell script's background job (`make test &`) starts with SIGINT ignored, and Python then keeps
+# it ignored, in this process and in the processes it starts: the Ctrl-C tests need it as a terminal
+# gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def guarded(lean: LeanRuntime, tmp_path_factory: pytest.TempPathFactory):
     from leangym.server import LeanService, ServeConfig, make_app
 
     config = ServeConfig(port=free_port(), api_key="s3cret", max_queue=1, max_body_mb=1.0)
-    app = make_app(config, LeanService(config, runtime=lean))
+    service = LeanService(config, runtime=lean)
+    app = make_app(config, service)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -138,12 +139,13 @@ def guarded(lean: LeanRuntime, tmp_path_factory: pytest.TempPathFactory):
     while not httpx.get(url + "/health", timeout=5).json()["ready"]:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    yield url
+    yield url, service
     server.should_exit = True
     thread.join(timeout=60)
 
 
-def test_refusals_are_explicit(guarded: str) -> None:
+def test_refusals_are_explicit(guarded) -> None:
+    guarded, service = guarded
     key = {"Authorization": "Bearer s3cret"}
     good = {"items": _rows([(P["two_two"], "  decide")])}
     assert httpx.post(guarded + "/verify", json=good).status_code == 401
@@ -183,6 +185,57 @@ def test_refusals_are_explicit(guarded: str) -> None:
     metrics = httpx.get(guarded + "/metrics", headers=key).text
     assert 'leangym_requests_total{endpoint="verify",status="429"}' in metrics
     assert 'leangym_verdicts_total{outcome="proved"}' in metrics and "leangym_lean_processes" in metrics
+
+    schema = httpx.get(guarded + "/openapi.json").json()  # the typed API, for clients in any language
+    assert {"/verify", "/check", "/sessions", "/sessions/{sid}/step", "/health"} <= set(schema["paths"])
+
+    opened = httpx.post(guarded + "/sessions", json={"problem": {"formal_statement": P["two_two"].formal_statement}},
+                        headers=key).json()  # fmt: skip
+    service.config.session_ttl = 0.0  # as if idle for longer than the time to live
+    assert service.expire_sessions() == 1
+    assert httpx.get(guarded + f"/sessions/{opened['session']}", headers=key).status_code == 404
+
+
+def test_the_async_client_and_leangym_server_variable(server: ServerProcess, monkeypatch) -> None:
+    import asyncio
+
+    from leangym.client import AsyncClient
+    from leangym.rewards import compute_score_batch
+
+    async def ask() -> list:
+        async with AsyncClient(server.url) as client:
+            return await asyncio.gather(*(client.verify_batch([(P["two_two"], f"  decide -- {i}")]) for i in range(4)))
+
+    assert [v.outcome for [v] in asyncio.run(ask())] == ["proved"] * 4
+    monkeypatch.setenv("LEANGYM_SERVER", server.url)  # processes we do not construct: verl's reward workers
+    assert isinstance(get_verifier("embedded"), RemoteVerifier)
+    assert compute_score_batch(["x", "x"], ["  omega", "  rfl"], [P["add_comm"].formal_statement] * 2,
+                               [{"header": P["add_comm"].header}] * 2) == [1.0, 0.0]  # fmt: skip
+
+
+def test_background_server_is_found_by_auto_and_exits_when_idle(tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from leangym.client import read_record, running_server
+
+    if running_server() is not None:
+        pytest.skip("a background leangym server of this user is running: not touching its record")
+    started = subprocess.run(
+        [sys.executable, "-m", "leangym", "serve", "--background", "--port", "0", "--idle-exit", "6"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert started.returncode == 0 and "leangym server started: http://127.0.0.1:" in started.stdout, started.stderr
+    record = read_record()
+    assert record is not None and running_server() == record
+    rows = tmp_path / "in.jsonl"
+    rows.write_text(json.dumps(_rows([(P["two_two"], "  decide")])[0]) + "\n")
+    assert leangym_main(["verify", str(rows), "--out", str(tmp_path / "out.jsonl"), "--server", "auto"]) == 0
+    assert f"on the leangym server at {record['url']}" in capsys.readouterr().err
+    deadline = time.monotonic() + 120  # idle for 6 s: it stops itself and removes its record
+    while read_record() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert read_record() is None
 
 
 def test_an_unreachable_server_is_an_error_never_a_zero() -> None:
