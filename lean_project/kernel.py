@@ -21,6 +21,7 @@ putting the exported constants in dependency order (`dependency_order`).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -213,6 +214,19 @@ class Judge:
             return parse_verdict(raw)
         except ValueError as e:
             raise ReplFailure(InfraError("protocol", f"the judge's answer is unreadable: {e}")) from e
+
+    def prepare(self, references: Sequence[str]) -> None:
+        """Elaborate these trusted references now, in the background, while the untrusted check runs: the
+        replay that follows finds them ready (and a judge idle until now already awake)."""
+
+        def elaborate() -> None:
+            with contextlib.suppress(Exception):  # a failure here is met again, and reported, by `check`
+                self.pool.map(list(dict.fromkeys(references)), self._elaborate, lambda ref, why: None)
+
+        threading.Thread(target=elaborate, name="leangym-judge-prepare", daemon=True).start()
+
+    def _elaborate(self, worker: ReplWorker, reference: str) -> None:
+        worker.header(reference, self.startup_timeout)
 
     def start_soon(self) -> None:
         """Start the judge's process in the background (once), so its start-up overlaps other work."""
