@@ -219,9 +219,14 @@ class Judge:
         """Elaborate these trusted references now, in the background, while the untrusted check runs: the
         replay that follows finds them ready (and a judge idle until now already awake)."""
 
+        known = self.pool.workers[0].headers  # the judge's one worker: what it holds already costs nothing
+        todo = [r for r in dict.fromkeys(references) if r not in known]
+        if not todo:  # the usual case in training: every problem seen before, no thread, no lock taken
+            return
+
         def elaborate() -> None:
             with contextlib.suppress(Exception):  # a failure here is met again, and reported, by `check`
-                self.pool.map(list(dict.fromkeys(references)), self._elaborate, lambda ref, why: None)
+                self.pool.map(todo, self._elaborate, lambda ref, why: None)
 
         threading.Thread(target=elaborate, name="leangym-judge-prepare", daemon=True).start()
 

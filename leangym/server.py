@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import leangym
 from leangym.envs.tactic_env import LeanTacticEnv
 from leangym.lean_project.runtime import LeanRuntime
+from leangym.rewards.adapters import make_problem
 from leangym.rewards.cli import verify_rows
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -245,9 +246,7 @@ class LeanService:
                 raise Refused(429, f"{len(self._sessions)} tactic sessions are open: close some", {"Retry-After": "5"})
         p = request.problem
         try:
-            problem = Problem.from_json(
-                {"name": p.name or _statement_name(p.formal_statement), **p.model_dump(exclude={"name"})}
-            )
+            problem = make_problem(p.formal_statement, p.header, p.name)
             env = LeanTacticEnv([problem], verifier=self.verifier(request.policy), max_steps=request.max_steps)
             observation, info = env.reset(options={"problem": problem.name})
         except (ValueError, RuntimeError) as e:  # a statement that does not elaborate, an import this Lean lacks
@@ -304,18 +303,9 @@ def _policy(fields: dict[str, Any] | None) -> Policy:
     if not fields:
         return Policy()
     try:
-        return Policy(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-    except TypeError as e:
-        raise Refused(422, f"bad policy: {e}") from e
-
-
-def _statement_name(statement: str) -> str:
-    from leangym.rewards.submission import parse_statement
-
-    try:
-        return parse_statement(statement).name or "theorem"
+        return Policy.from_json(fields)
     except ValueError as e:
-        raise Refused(422, f"bad formal_statement: {e}") from e
+        raise Refused(422, f"bad policy: {e}") from e
 
 
 def _session_view(env: LeanTacticEnv) -> dict[str, Any]:

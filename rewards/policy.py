@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 STANDARD_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 # Axioms a proof gains by trusting Lean's compiler (`native_decide`, `decide +native`, `bv_decide`).
@@ -56,6 +57,30 @@ class Policy:
     @property
     def allowed_axioms(self) -> frozenset[str]:
         return frozenset(STANDARD_AXIOMS + (COMPILER_AXIOMS if self.allow_native_decide else ()))
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Policy:
+        """A policy from JSON fields (a server request), each checked against its default's type."""
+        defaults = asdict(cls())
+        unknown = sorted(set(fields) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown policy field(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            default = defaults[name]
+            if isinstance(default, tuple):
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+                value = tuple(value) if ok else value
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            else:  # int or float: a number, not a bool
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                ok = ok and (isinstance(default, float) or float(value).is_integer()) and value >= 0
+                value = type(default)(value) if ok else value
+            if not ok:
+                raise ValueError(f"policy field {name!r} must be like {default!r}, not {value!r}")
+            values[name] = value
+        return cls(**values)
 
     def key(self) -> str:
         """A stable text form, for cache keys."""

@@ -425,3 +425,16 @@ def test_exports_are_put_in_dependency_order_and_malformed_ones_refused() -> Non
     ):
         with pytest.raises(ValueError):
             dependency_order(bad)
+
+
+def test_a_policy_from_json_checks_each_field() -> None:
+    from leangym.rewards import Policy
+
+    policy = Policy.from_json({"timeout": 5, "max_heartbeats": 1000.0, "allowed_options": ["pp.*"], "audit": False})
+    assert policy == Policy(timeout=5.0, max_heartbeats=1000, allowed_options=("pp.*",), audit=False)
+    assert isinstance(policy.timeout, float) and isinstance(policy.max_heartbeats, int)
+    hash(policy)  # a server keeps one verifier per policy
+    for bad in ({"timeout": {"a": 1}}, {"max_heartbeats": True}, {"max_heartbeats": 1.5}, {"timeout": -1},
+                {"allow_native_decide": "yes"}, {"allowed_options": "pp.*"}, {"nope": 1}):  # fmt: skip
+        with pytest.raises(ValueError):
+            Policy.from_json(bad)
