@@ -686,9 +686,6 @@ class EmbeddedRuntime(LeanRuntime):
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         return self.judge.check(items, timeout=timeout)
 
-    def kernel_prepare(self, references: Sequence[str]) -> None:
-        self.judge.prepare(references)
-
     def oneshot(self) -> FileRuntime:
         """The one-process-per-batch runtime (made on first use)."""
         if self._oneshot is None:

@@ -21,7 +21,6 @@ putting the exported constants in dependency order (`dependency_order`).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -214,24 +213,6 @@ class Judge:
             return parse_verdict(raw)
         except ValueError as e:
             raise ReplFailure(InfraError("protocol", f"the judge's answer is unreadable: {e}")) from e
-
-    def prepare(self, references: Sequence[str]) -> None:
-        """Elaborate these trusted references now, in the background, while the untrusted check runs: the
-        replay that follows finds them ready (and a judge idle until now already awake)."""
-
-        known = self.pool.workers[0].headers  # the judge's one worker: what it holds already costs nothing
-        todo = [r for r in dict.fromkeys(references) if r not in known]
-        if not todo:  # the usual case in training: every problem seen before, no thread, no lock taken
-            return
-
-        def elaborate() -> None:
-            with contextlib.suppress(Exception):  # a failure here is met again, and reported, by `check`
-                self.pool.map(todo, self._elaborate, lambda ref, why: None)
-
-        threading.Thread(target=elaborate, name="leangym-judge-prepare", daemon=True).start()
-
-    def _elaborate(self, worker: ReplWorker, reference: str) -> None:
-        worker.header(reference, self.startup_timeout)
 
     def start_soon(self) -> None:
         """Start the judge's process in the background (once), so its start-up overlaps other work."""

@@ -72,10 +72,6 @@ class LeanRuntime(ABC):
         detail = f"the {self.name} runtime has no trusted judge"
         return [KernelVerdict("error", reason="no_judge", detail=detail) for _ in items]
 
-    def kernel_prepare(self, references: Sequence[str]) -> None:  # noqa: B027 - optional hook
-        """Let the judge elaborate these trusted references ahead of `kernel_check` (while `check` runs);
-        a no-op where there is no judge of the runtime's own."""
-
     @abstractmethod
     def can_import(self, module: str) -> bool:
         """Whether `import module` can be satisfied by this runtime."""

@@ -192,8 +192,6 @@ class Verifier:
         started = time.monotonic()
         native = runtime.name == "native"
         try:
-            if not native:  # the judge elaborates the trusted references while Lean checks the candidates
-                runtime.kernel_prepare([reference_source(j.problem.header, j.problem.formal_statement) for j in jobs])
             results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout, export=not native)
             verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
             if native:

@@ -238,6 +238,20 @@ def test_background_server_is_found_by_auto_and_exits_when_idle(tmp_path: Path, 
     assert read_record() is None
 
 
+def test_a_header_that_never_ends_blocks_no_other_client(guarded) -> None:
+    """Red team: a header looping in `#eval` once hung the judge every client shares (it elaborated the
+    reference before the untrusted run had rejected anything). It must cost its own request only."""
+    url, _ = guarded
+    key = {"Authorization": "Bearer s3cret"}
+    spin = "partial def spin (n : Nat) : IO Nat := spin (n + 1)\n#eval spin 0\n"
+    hostile = {**_rows([(Problem("t", "theorem t : (1 : Nat) + 1 = 2 := by", header=spin), "  decide")])[0]}
+    answer = httpx.post(url + "/verify", json={"items": [hostile], "policy": {"timeout": 5}}, headers=key, timeout=300)
+    assert answer.json()["results"][0]["verdict"] == "rejected"  # its own time limit
+    honest = httpx.post(url + "/verify", json={"items": _rows([(P["one_one"], "  decide"), (P["add_comm"], "  omega")])},
+                        headers=key, timeout=120)  # fmt: skip
+    assert [r["verdict"] for r in honest.json()["results"]] == ["rejected", "proved"]
+
+
 def test_an_unreachable_server_is_an_error_never_a_zero() -> None:
     verifier = RemoteVerifier(f"http://127.0.0.1:{free_port()}", client=None)
     verifier.client.retry_for = 0.5
