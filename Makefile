@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup sandbox demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Bubblewrap, the outer confinement of every Lean that elaborates submitted text
+# (lean_project/sandbox.py): installed when it is missing, we are root and apt-get is here;
+# elsewhere `leangym doctor` says which confinement runs.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; }; }; } || \
+	  echo "bubblewrap is not installed: Lean runs under Node's permission model only (see leangym doctor)"
+
+setup: $(STAMP) sandbox
 	$(BIN)/leangym setup
 
 # The main job: a short GRPO training of a tiny model against the embedded Lean kernel

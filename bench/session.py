@@ -22,6 +22,7 @@ Ratios are printed beside each pair; every number comes from this one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean_project import FileRuntime, embedded, get_runtime
-from leangym.lean_project.process import private_dir, private_rss_mb
+from leangym.lean_project.process import group_rss_mb, private_dir
 from leangym.rewards import Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"
@@ -51,6 +52,17 @@ def peak_of_child(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[floa
     return time.monotonic() - t0, usage.ru_maxrss / 1024
 
 
+def _children() -> list[int]:
+    """Pids of this process's children: each Lean leangym starts leads its own process group."""
+    found = []
+    for entry in os.scandir("/proc"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(entry.path, "stat").read_text() if entry.name.isdigit() else ""
+            if stat and int(stat[stat.rindex(")") + 2 :].split()[1]) == os.getpid():  # field 4: parent pid
+                found.append(int(entry.name))
+    return found
+
+
 class PeakSampler:
     """Samples the private resident memory of the Lean processes a runtime starts (children of ours)."""
 
@@ -60,18 +72,8 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = os.getpid()
         while not self._stop.is_set():
-            total = 0.0
-            for entry in os.scandir("/proc"):
-                if entry.name.isdigit():
-                    try:
-                        stat = Path(entry.path, "stat").read_text()
-                        if int(stat[stat.rindex(")") + 2 :].split()[1]) == me:  # field 4: parent pid
-                            total += private_rss_mb(int(entry.name))
-                    except (OSError, ValueError, IndexError):
-                        continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, sum(group_rss_mb(pid) for pid in _children()))
             time.sleep(0.2)
 
     def __enter__(self) -> PeakSampler:
@@ -176,11 +178,11 @@ def memory(checks: int, workers: int) -> None:
     step = max(1, checks // 4)
     runtime.check([SMALL])
     pid = runtime.pool.workers[0].process.pid
-    print(f"  after {0:>5} checks: {private_rss_mb(pid) / 1024:.2f} GB")
+    print(f"  after {0:>5} checks: {group_rss_mb(pid) / 1024:.2f} GB")
     for done in range(step, checks + 1, step):
         sources = [f"theorem m{i} (n : Nat) : n + {i} = {i} + n := by omega" for i in range(done - step, done)]
         wall = timed(lambda sources=sources: runtime.check(sources))
-        print(f"  after {done:>5} checks: {private_rss_mb(pid) / 1024:.2f} GB ({wall / step * 1000:.0f} ms a check)")
+        print(f"  after {done:>5} checks: {group_rss_mb(pid) / 1024:.2f} GB ({wall / step * 1000:.0f} ms a check)")
     assert runtime.pool.workers[0].process.pid == pid, "the session was restarted"
     runtime.close()
 
@@ -192,9 +194,14 @@ def idle(seconds: float) -> None:
     pid = runtime.pool.workers[0].process.pid
     ticks = os.sysconf("SC_CLK_TCK")
 
-    def cpu() -> float:  # user + system seconds of the Lean process (fields 14, 15 of its stat)
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
+    def cpu() -> float:  # user + system seconds of the Lean process group (fields 14, 15 of each stat)
+        total = 0
+        for entry in os.scandir("/proc"):
+            with contextlib.suppress(OSError, ValueError):
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split() if entry.name.isdigit() else []
+                if fields and int(fields[2]) == pid:  # field 5: the process group (bubblewrap's and Node's)
+                    total += int(fields[11]) + int(fields[12])
+        return total / ticks
 
     before = cpu()
     time.sleep(seconds)

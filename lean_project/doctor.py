@@ -8,7 +8,7 @@ import os
 import subprocess
 from typing import Any
 
-from leangym.lean_project import embedded, native
+from leangym.lean_project import embedded, native, sandbox
 from leangym.lean_project.process import run_slots
 from leangym.lean_project.types import LeanRuntimeError
 
@@ -56,6 +56,7 @@ def embedded_status() -> dict[str, Any]:
             if changed is None
             else "refused: a toolchain file differs from its install-time digest"
         ),
+        "sandbox": sandbox.describe(),
         **({"last_fallback": f"sessions could not start, one-shot batches were used ({fallback})"} if fallback else {}),
         "lean_processes": (
             f"{workers} session(s) by default ({cores} cores, {memory_gb:.0f} GB at up to "
@@ -87,6 +88,8 @@ def native_status() -> dict[str, Any]:
         "lean": str(launcher.lean),
         "repl": str(repl) if repl else f"not built: {REPL_BUILD_HINT}",
         "checks_with": "a pool of REPL processes (header reuse)" if repl else "one `lean` process per batch",
+        "verdicts": "the audit: a confined `lean -o` of the candidate, then a kernel replay of its constants",
+        "sandbox": sandbox.describe(),
         "mathlib": mathlib,
         **({} if mathlib else {"mathlib_fix": mathlib_fix}),
     }

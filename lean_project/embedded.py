@@ -41,6 +41,7 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.repl import SCRATCH, CommandResponse, ReplFailure, ReplProcess
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.runtime import FileRuntime, LeanRuntime
+from leangym.lean_project.sandbox import find_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
 PACKAGE_DIR = Path(__file__).parent / "embedded"
@@ -68,9 +69,10 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now the
 #    read waits for the first byte, running the calls other threads proxy to the main thread
 #    meanwhile (`__emscripten_check_mailbox`) and sleeping between tries: 1 ms at first, longer
-#    the longer it waits (1 ms more per 16 ms, at most 100 ms), so an idle session costs ~no CPU
-#    and a busy one answers at once; once some bytes were read it returns them instead of
-#    waiting for more.
+#    the longer it waits (1 ms more per 16 ms, at most 100 ms or `LEANGYM_MAX_NAP_MS`), so an
+#    idle session costs ~no CPU and a busy one answers at once (a server, whose requests come
+#    after idle time, naps at most 20 ms: `leangym serve --max-nap-ms`); once some bytes were read
+#    it returns them instead of waiting for more.
 # 6. Bytes on stdin. The glue decoded each 256-byte read as UTF-8 text and encoded it again,
 #    so a character cut by a read boundary (`∨` is 3 bytes) came out as replacement
 #    characters: a long request with Unicode failed to parse. It now keeps the bytes.
@@ -122,7 +124,8 @@ _REPLACEMENTS = (
         '{bytesRead=0;break}if(e.code!=="EAGAIN")throw e;if(TTY.leangymPartial)return null;'
         "__emscripten_check_mailbox();var lgNow=Date.now();TTY.leangymSince??=lgNow;"
         "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,"
-        "Math.min(100,1+((lgNow-TTY.leangymSince)>>4)))}}TTY.leangymSince=null;",
+        "Math.min(TTY.leangymMaxNap??=Number(process.env.LEANGYM_MAX_NAP_MS||100),1+((lgNow-TTY.leangymSince)>>4)))}}"
+        "TTY.leangymSince=null;",
     ),
     (
         "var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}",
@@ -256,7 +259,8 @@ class EmbeddedLauncher:
         return self.session_command()
 
     def confined(self, reads: Sequence[str] = (), writes: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
-        """Node under its permission model, and the environment of a confined Lean (see patch 8).
+        """Node under its permission model (inside bubblewrap where it works), and the environment
+        of a confined Lean (see patch 8).
 
         It may read the toolchain and `reads`, write only `writes` (for a Lean none; the one-shot
         runner marks `.waiting` and removes the request file once read), start worker threads
@@ -269,9 +273,14 @@ class EmbeddedLauncher:
         lean_path = str(self.library) if self.boot is None else f"{self.library}:{self.boot.parent}"
         env = {"LEAN_PATH": lean_path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         env["LEANGYM_MOUNTS"] = f"{self.library}:{self.session.parent}"
-        if "LEANGYM_PTHREAD_POOL" in os.environ:
-            env["LEANGYM_PTHREAD_POOL"] = os.environ["LEANGYM_PTHREAD_POOL"]
-        return [str(self.node), "--permission", *allowed, "--allow-worker", "--no-warnings"], env
+        env |= {name: os.environ[name] for name in ("LEANGYM_PTHREAD_POOL", "LEANGYM_MAX_NAP_MS") if name in os.environ}
+        argv = [str(self.node), "--permission", *allowed, "--allow-worker", "--no-warnings"]
+        sandbox = find_sandbox()
+        if sandbox is not None:  # the outer layer, where bubblewrap works: Node sees only what it may read
+            node = self.node.resolve().parent.parent  # Node's package folder
+            folders = sorted({str(Path(w).parent) for w in writes})
+            argv = sandbox.wrap(argv, reads=(node, *toolchain, *reads), writes=folders)
+        return argv, env
 
     def can_import(self, module: str) -> bool:
         return (self.library / Path(*module.split("."))).with_suffix(".olean").exists()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leangym.lean_project.process import run_to_end
+from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
@@ -33,10 +34,33 @@ class NativeLauncher:
     name: str = "native"
     warm_start: bool = False  # native start-up is well under a second
 
+    @property
+    def sysroot(self) -> Path:
+        return self.lean.parent.parent
+
     def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
         """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
-        env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, self.lean_path))}
-        return [str(self.lean), "--run", str(SESSION_PROGRAM), str(requests_file)], env
+        argv = [str(self.lean), "--run", str(SESSION_PROGRAM), str(requests_file)]
+        return self.confined(argv, reads=(requests_file.parent,)), self.environment()
+
+    def environment(self, *modules: Path) -> dict[str, str]:
+        """All a native Lean is given of this process's environment: where the toolchain and the
+        `.olean` files are (plus the folders of `modules`), and PATH. Nothing else (no secrets)."""
+        return {
+            "LEAN_PATH": os.pathsep.join(map(str, (*self.lean_path, *modules))),
+            "LEAN_SYSROOT": str(self.sysroot),
+            "PATH": f"{self.sysroot / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
+
+    def confined(self, argv: list[str], *, reads: tuple[Path, ...] = (), writes: tuple[Path, ...] = ()) -> list[str]:
+        """`argv` (a Lean that may run submitted code) inside bubblewrap (`sandbox.py`): it reads the
+        toolchain, the `.olean` folders, the project and `reads`, writes only `writes`. The native
+        Lean has no other confinement: without bubblewrap this refuses, unless LEANGYM_SANDBOX=off."""
+        sandbox = require_sandbox("the native Lean")
+        if sandbox is None:
+            return argv
+        mounts = (self.sysroot, *self.lean_path, *((self.project,) if self.project else ()), SESSION_PROGRAM.parent)
+        return sandbox.wrap(argv, reads=(*mounts, *reads), writes=writes)
 
     def judge_command(self) -> None:
         """None: the native toolchain's verdicts come from the audit (`rewards/audit.py`), not a judge."""

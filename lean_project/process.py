@@ -195,22 +195,7 @@ class LeanProcess:
         return self._proc.poll()
 
     def rss_mb(self) -> float:
-        """Anonymous resident memory of the whole process group, in MiB.
-
-        File-backed pages (a native toolchain's memory-mapped `.olean` files, Mathlib's run to
-        gigabytes and are shared) are not counted, as the REPL pool does not count them.
-        """
-        total = 0.0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-                if int(stat[stat.rindex(")") + 2 :].split()[2]) == self.pid:  # field 5: the process group
-                    total += private_rss_mb(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
+        return group_rss_mb(self.pid)
 
     def stderr_tail(self, n: int = 2000) -> str:
         return stderr_tail(self.stderr_path, n)
@@ -291,6 +276,26 @@ def run_to_end(
         return Finished(None if stopped else proc.returncode(), out, err, stopped)
     finally:
         proc.cleanup()
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Anonymous resident memory of a whole process group, in MiB: a Lean started by `popen_owned`
+    with what it started (bubblewrap's child, Node's threads are one process).
+
+    File-backed pages (a native toolchain's memory-mapped `.olean` files, Mathlib's run to
+    gigabytes and are shared) are not counted.
+    """
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:  # field 5: the process group
+                total += private_rss_mb(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def private_rss_mb(pid: int) -> float:

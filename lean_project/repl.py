@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import kill_group, popen_owned, private_dir, private_rss_mb, stderr_tail
+from leangym.lean_project.process import group_rss_mb, kill_group, popen_owned, private_dir, stderr_tail
 from leangym.lean_project.types import InfraError, Message, Position
 
 SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
@@ -343,7 +343,7 @@ class ReplProcess:
         if time.monotonic() > deadline:
             self.kill()
             raise ReplFailure(InfraError("timeout", "no answer within the time limit"))
-        if self.memory_mb is not None and (rss := private_rss_mb(self.pid)) > self.memory_mb:
+        if self.memory_mb is not None and (rss := group_rss_mb(self.pid)) > self.memory_mb:
             self.kill()
             raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
         if not self.alive():
@@ -367,7 +367,7 @@ class ReplProcess:
         return stderr_tail(self._dir / "stderr.txt", n)
 
     def rss_mb(self) -> float:
-        return private_rss_mb(self.pid)
+        return group_rss_mb(self.pid)
 
     def kill(self) -> None:
         """Kill the process group at once and reap it."""

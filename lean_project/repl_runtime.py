@@ -287,14 +287,8 @@ def native_repl_runtime(
     repl = find_repl(launcher.project)
     if repl is None:
         raise LeanRuntimeError(f"the Lean REPL is not built: {REPL_BUILD_HINT}")
-    sysroot = launcher.lean.parent.parent
-    env = {
-        **os.environ,
-        "LEAN_PATH": os.pathsep.join(map(str, launcher.lean_path)),
-        "LEAN_SYSROOT": str(sysroot),
-        "PATH": f"{sysroot / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    command = ReplCommand((str(repl),), env=env, cwd=launcher.project)
+    argv = launcher.confined([str(repl)], reads=(repl.parent,))
+    command = ReplCommand(tuple(argv), env=launcher.environment(), cwd=launcher.project)
     pool = ReplPool(
         command,
         workers=workers,

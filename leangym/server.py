@@ -69,6 +69,8 @@ class ServeConfig:
     max_body_mb: float = 16.0
     session_ttl: float = 600.0  # seconds a tactic session lives unused
     max_sessions: int = 1024
+    max_timeout: float = 120.0  # the largest `policy.timeout` a client may ask for (seconds per proof)
+    max_heartbeats: int = 4_000_000  # the largest `policy.max_heartbeats` (0, no limit, is refused)
     idle_exit: float | None = None  # stop after this many seconds without a request
     record: bool = False  # write the address for `--server auto` clients (`--background`)
     runtime_options: dict[str, Any] = field(default_factory=dict)
@@ -181,6 +183,11 @@ class LeanService:
     def verifier(self, policy: dict[str, Any] | None) -> Verifier:
         """The verifier for a request's policy (one per policy, all on the server's runtime)."""
         chosen = _policy(policy)
+        config = self.config
+        if chosen.timeout > config.max_timeout:
+            raise Refused(422, f"bad policy: timeout {chosen.timeout:g} s > this server's {config.max_timeout:g} s")
+        if not 0 < chosen.max_heartbeats <= config.max_heartbeats:
+            raise Refused(422, f"bad policy: max_heartbeats must be 1..{config.max_heartbeats} on this server")
         with self._lock:
             if chosen not in self._verifiers:
                 self._verifiers[chosen] = get_verifier(self.runtime, chosen)  # type: ignore[assignment]

@@ -9,7 +9,7 @@ with `LEAN_PATH` holding the `.olean` files of the two modules (see `rewards/aud
 This program trusts neither the Lean run that elaborated the candidate nor any syntax the
 candidate may have declared: it parses no Lean at all, it loads environments.
 
-1. It loads the candidate module and takes every constant that module declares.
+1. It reads the constants the candidate module declares from its `.olean` file, as data.
 2. It re-checks each of them with the kernel (`Environment.replay`) on top of the reference
    module: the trusted header and statement, elaborated by a separate, trusted Lean run.
 3. It checks that `TARGET` is a theorem whose type is definitionally equal to `REF_TARGET`'s.
@@ -23,13 +23,12 @@ open Lean
 def report (line : String) : IO Unit :=
   IO.println s!"lg-audit: {line}"
 
-/-- The constants declared by `module` itself (not by its imports). -/
+/-- The constants declared by `module` itself, read from its `.olean` file as data: the module is
+not imported, so none of its code runs (no initializers, no environment extensions). -/
 def moduleConstants (module : Name) : IO (Std.HashMap Name ConstantInfo) := do
-  let env ← importModules #[{ module }] {}
-  let some idx := env.getModuleIdx? module
-    | throw <| .userError s!"module {module} was not loaded"
+  let (data, _) ← readModuleData (← findOLean module)
   let mut consts := {}
-  for c in env.header.moduleData[idx]!.constants do
+  for c in data.constants do
     consts := consts.insert c.name c
   return consts
 

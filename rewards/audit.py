@@ -7,9 +7,12 @@ nothing from it on trust:
 1. `LGReference<k>.lean`: the trusted header and statement with `sorry` for a proof,
    compiled once per problem (`lean -o`). It fixes the statement's type, elaborated with no
    submitted text in scope (so no instance or notation of the candidate can change it).
-2. `LGCandidate<i>.lean`: the source the verifier checked, compiled to an `.olean`.
-3. `audit.lean`, run with `lean --run`: it loads both environments without parsing any
-   Lean text, replays every constant of the candidate module through the kernel on top of
+2. `LGCandidate<i>.lean`: the source the verifier checked, compiled to an `.olean`. This
+   run elaborates submitted text, so it runs that text's code: it runs in bubblewrap
+   (`lean_project/sandbox.py`) and may write only its own folder, never the reference's.
+3. `audit.lean`, run with `lean --run`: it imports the reference, reads the candidate's
+   constants from its `.olean` as data (nothing of the candidate runs), parses no Lean text,
+   replays every constant of the candidate module through the kernel on top of
    the reference, checks that the target theorem's type is the reference statement's, and
    prints its axioms as `#print axioms` does. The policy allows propext, Classical.choice
    and Quot.sound (plus the compiler's axioms when `allow_native_decide` is set).
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leangym.lean_project.kernel import reference_source
+from leangym.lean_project.native import NativeLauncher, find_native
 from leangym.lean_project.process import Finished, run_to_end
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -77,20 +81,21 @@ def judge_audit(output: str, returncode: int | None, target: str, policy: Policy
 
 @dataclass
 class NativeAudit:
-    """Runs the audit with a native `lean` (see the module docstring)."""
+    """Runs the audit with a native `lean` (see the module docstring).
 
-    lean: Path
-    lean_path: tuple[Path, ...]
+    Each Lean run that reads submitted text (the candidate's `lean -o`) runs in bubblewrap and may
+    write only its own folder: were the reference's `.olean` or another candidate's within its
+    reach, its code could replace them. The audit run reads both as data and writes nothing.
+    """
+
+    launcher: NativeLauncher
     policy: Policy
     workers: int = max(1, os.cpu_count() or 1)  # the machine's run slots bound them further
     memory_mb: float = 8192  # per Lean run, as the runtimes' default cap
 
     @classmethod
     def find(cls, policy: Policy) -> NativeAudit:
-        from leangym.lean_project.native import find_native
-
-        launcher = find_native()
-        return cls(launcher.lean, launcher.lean_path, policy)
+        return cls(find_native(), policy)
 
     def audit(self, items: Sequence[tuple[Problem, str]]) -> list[Verdict | None]:
         """For each (problem, checked source) Lean accepted: None if the audit passes, else the new verdict."""
@@ -103,7 +108,7 @@ class NativeAudit:
                     modules[(problem.header, problem.formal_statement)] = f"LGReference{len(firsts)}"
                     firsts.append(problem)
             with ThreadPoolExecutor(self.workers) as pool:
-                compiled = pool.map(lambda p, m: self._reference(work, p, m), firsts, modules.values())
+                compiled = pool.map(lambda p, m: self._reference(work / m, p, m), firsts, modules.values())
                 ref_errors = dict(zip(modules.values(), compiled, strict=True))
                 refs = [modules[(p.header, p.formal_statement)] for p, _ in items]
                 return list(
@@ -121,28 +126,37 @@ class NativeAudit:
             return None  # an `example` declares nothing to audit
         if ref_error is not None:
             return Verdict("error", ("audit_failed",), detail=f"the reference did not compile: {ref_error}")
-        error = self._compile(work, module, source)
+        error = self._compile(work / module, module, source)
         if error is not None:
             return Verdict("error", ("audit_failed",), detail=f"the candidate did not compile again: {error}")
-        done = self._lean(work, "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}")
+        folders = (work / module, work / ref)
+        argv = [str(self.launcher.lean), "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}"]
+        done = self._lean(argv, folders, reads=(*folders, AUDIT_PROGRAM.parent))
         if done.stopped is not None:
             return Verdict("error", ("audit_failed",), detail=f"the audit {done.stopped}")
         return judge_audit(done.output, done.returncode, name, self.policy)
 
-    def _reference(self, work: Path, problem: Problem, module: str) -> str | None:
-        return self._compile(work, module, reference_source(problem.header, problem.formal_statement, module))
+    def _reference(self, folder: Path, problem: Problem, module: str) -> str | None:
+        return self._compile(folder, module, reference_source(problem.header, problem.formal_statement, module))
 
-    def _compile(self, work: Path, module: str, text: str) -> str | None:
-        """`lean -o` one module into `work`; the end of Lean's output if that fails."""
-        src = work / f"{module}.lean"
+    def _compile(self, folder: Path, module: str, text: str) -> str | None:
+        """`lean -o` one module in its own `folder` (the only place it may write); the end of
+        Lean's output if that fails."""
+        folder.mkdir()
+        src = folder / f"{module}.lean"
         src.write_text(text, encoding="utf-8")
-        done = self._lean(work, "-o", str(work / f"{module}.olean"), str(src))
+        argv = [str(self.launcher.lean), "-o", str(folder / f"{module}.olean"), str(src)]
+        done = self._lean(argv, (), writes=(folder,))
         if done.stopped is not None:
             return done.stopped
         return None if done.returncode == 0 else done.output[-1000:]
 
-    def _lean(self, work: Path, *args: str) -> Finished:
-        """One `lean` run over the modules in `work`, under the process layer's slot, group and caps."""
-        env = {**os.environ, "LEAN_PATH": os.pathsep.join(map(str, (*self.lean_path, work)))}
+    def _lean(
+        self, argv: list[str], modules: Sequence[Path], *, reads: Sequence[Path] = (), writes: Sequence[Path] = ()
+    ) -> Finished:
+        """One confined `lean` run (`NativeLauncher.confined`) that imports from `modules`, under the
+        process layer's slot, group and caps."""
         limit = self.policy.timeout + 120.0  # the proof's own limit, plus loading the imports
-        return run_to_end([str(self.lean), *args], env, timeout=limit, memory_mb=self.memory_mb)
+        confined = self.launcher.confined(argv, reads=tuple(reads), writes=tuple(writes))
+        env = self.launcher.environment(*modules)
+        return run_to_end(confined, env, timeout=limit, memory_mb=self.memory_mb)

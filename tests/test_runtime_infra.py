@@ -20,6 +20,7 @@ import pytest
 
 from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
 from leangym.lean_project.process import private_dir, run_to_end, stderr_tail
+from leangym.lean_project.sandbox import find_sandbox
 from leangym.rewards import Problem, Verifier
 
 
@@ -63,7 +64,8 @@ def test_native_launcher_command_and_imports(tmp_path: Path) -> None:
     (tmp_path / "Mathlib" / "Tactic.olean").write_bytes(b"")
     launcher = native.NativeLauncher(lean=Path("/opt/lean/bin/lean"), lean_path=(tmp_path,), version="4.28.0")
     argv, env = launcher.command(Path("/tmp/x/requests.jsonl"))
-    assert argv == ["/opt/lean/bin/lean", "--run", str(native.SESSION_PROGRAM), "/tmp/x/requests.jsonl"]
+    assert argv[-4:] == ["/opt/lean/bin/lean", "--run", str(native.SESSION_PROGRAM), "/tmp/x/requests.jsonl"]
+    assert (argv[0] == "/opt/lean/bin/lean") == (find_sandbox() is None)  # in bubblewrap where it works
     assert env["LEAN_PATH"] == str(tmp_path)
     assert launcher.can_import("Mathlib.Tactic") and not launcher.can_import("Mathlib.Data")
 

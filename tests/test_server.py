@@ -163,6 +163,9 @@ def test_refusals_are_explicit(guarded) -> None:
     assert missing.status_code == 422 and "items" in missing.json()["detail"]
     odd_policy = httpx.post(guarded + "/verify", json={**good, "policy": {"no_such_field": 1}}, headers=key)
     assert odd_policy.status_code == 422 and "policy" in odd_policy.json()["detail"]
+    for greedy in ({"timeout": 3600}, {"max_heartbeats": 0}):  # a client cannot hold Lean longer than the server allows
+        refused = httpx.post(guarded + "/verify", json={**good, "policy": greedy}, headers=key)
+        assert refused.status_code == 422 and "this server" in refused.json()["detail"], refused.text
 
     # The queue holds one request: while a long check runs, the next Lean request gets 429 + Retry-After.
     sources = [f"theorem q{i} (n : Nat) : n + {i} = {i} + n := by omega" for i in range(150)]
