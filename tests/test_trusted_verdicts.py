@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from leangym.lean_project import LeanRuntime, get_runtime
-from leangym.lean_project.embedded import locate, verify_toolchain
 from leangym.lean_project.kernel import KernelCheck, reference_source
+from leangym.lean_project.toolchain import locate, verify_toolchain
 from leangym.rewards import Policy, Problem, Verdict, Verifier
 
 pytestmark = pytest.mark.lean
