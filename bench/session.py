@@ -38,7 +38,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean_project import FileRuntime, embedded, get_runtime, toolchain
-from leangym.lean_project.process import group_rss_mb, private_dir
+from leangym.lean_project.process import default_workers, group_rss_mb, private_dir
 from leangym.rewards import Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"
@@ -169,7 +169,7 @@ def proofs_64() -> None:
     base = timed(lambda: oneshot.verify_batch(batch[64:]))
     oneshot.runtime.close()
     row("one-shot batch, cold", base)
-    row(f"session, steady state ({embedded.default_session_workers()} sessions)", wall, None, base)
+    row(f"session, steady state ({default_workers(embedded.SESSION_MB)} sessions)", wall, None, base)
 
 
 def memory(checks: int, workers: int) -> None:

@@ -63,7 +63,7 @@ def derive_minif2f_core(runtime: LeanRuntime) -> Derivation:
             undecided[p.name] = str(res.error)
         elif errors:
             rejected[p.name] = errors[0].splitlines()[0]
-        elif any(m.kind == "hasSorry" for m in res.messages):
+        elif any(m.uses_sorry for m in res.messages):
             names.append(p.name)
         else:
             undecided[p.name] = "no error and no `sorry` warning: the statement was not checked"

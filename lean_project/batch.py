@@ -27,8 +27,8 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from leangym.lean_project.lexer import tokenize
 from leangym.lean_project.repl import message_from_repl
+from leangym.lean_project.source import imports_of
 from leangym.lean_project.types import Message
 
 
@@ -43,17 +43,6 @@ class Prepared:
 
 def prepare(index: int, source: str) -> Prepared:
     return Prepared(index, source, imports_of(source))
-
-
-def imports_of(source: str) -> tuple[str, ...]:
-    """Module names of the leading `import X` commands (comments skipped)."""
-    code = [t for t in tokenize(source) if t.kind != "comment"]
-    names: list[str] = []
-    i = 0
-    while i + 1 < len(code) and code[i].kind == "ident" and code[i].text == "import":
-        names.append(code[i + 1].name)
-        i += 2
-    return tuple(names)
 
 
 def plan(prepared: Iterable[Prepared], max_batch: int) -> list[list[Prepared]]:

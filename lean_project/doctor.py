@@ -9,7 +9,7 @@ import subprocess
 from typing import Any
 
 from leangym.lean_project import embedded, native, sandbox, toolchain
-from leangym.lean_project.process import run_slots
+from leangym.lean_project.process import default_workers, machine_memory_mb, run_slots
 from leangym.lean_project.types import LeanRuntimeError
 
 
@@ -23,8 +23,8 @@ def embedded_status() -> dict[str, Any]:
     mode = os.environ.get("LEANGYM_EMBEDDED_MODE", "session")
     record = embedded.fallback_record()
     fallback = record.read_text(encoding="utf-8").strip() if record.exists() else ""
-    workers, cores = embedded.default_session_workers(), os.cpu_count() or 1
-    memory_gb = embedded.machine_memory_mb() / 1024
+    workers, cores = default_workers(embedded.SESSION_MB), os.cpu_count() or 1
+    memory_gb = machine_memory_mb() / 1024
     checks_with = (
         "long-lived sessions: Lean starts once, then each proof costs its own elaboration"
         if mode == "session"

@@ -19,6 +19,7 @@ from typing import Any
 
 from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
 from leangym.lean_project.pool import ReplPool
+from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl_runtime import ReplRuntime
 from leangym.lean_project.runtime import FileRuntime, LeanRuntime
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
@@ -55,7 +56,7 @@ def session_runtime(
         spares = launcher.boot is None
     pool = ReplPool(
         launcher.session_command(),
-        workers=workers or default_session_workers(),
+        workers=workers or default_workers(SESSION_MB),
         memory_mb=memory_mb,
         recycle_mb=recycle_mb,
         spares=spares,
@@ -77,17 +78,6 @@ def session_runtime(
 
 MODES = ("session", "oneshot")
 SESSION_MB = 4096  # what one session may grow to, for sizing (measured: ~2.5 GB after start-up, flat)
-
-
-def default_session_workers() -> int:
-    """One session per two cores (a checking session keeps ~1.4 cores busy: Lean elaborates on
-    several threads), and no more than the machine's memory holds at `SESSION_MB` each."""
-    return max(1, min((os.cpu_count() or 2) // 2, int(machine_memory_mb() // SESSION_MB)))
-
-
-def machine_memory_mb() -> float:
-    """The machine's physical memory in MiB."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
 def fallback_record() -> Path:
@@ -142,6 +132,9 @@ class EmbeddedRuntime(LeanRuntime):
 
     def can_import(self, module: str) -> bool:
         return self.launcher.can_import(module)
+
+    def import_hint(self, module: str) -> str:
+        return self.launcher.import_hint(module)
 
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False

@@ -278,6 +278,18 @@ def run_to_end(
         proc.cleanup()
 
 
+def machine_memory_mb() -> float:
+    """The machine's physical memory in MiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+
+
+def default_workers(memory_mb: float | None) -> int:
+    """Lean processes for a pool: one per two cores (a checking Lean keeps ~1.4 cores busy, it
+    elaborates on several threads), no more than the machine's memory holds at `memory_mb` each."""
+    by_cores = max(1, (os.cpu_count() or 2) // 2)
+    return by_cores if not memory_mb else max(1, min(by_cores, int(machine_memory_mb() // memory_mb)))
+
+
 def group_rss_mb(pgid: int) -> float:
     """Anonymous resident memory of a whole process group, in MiB: a Lean started by `popen_owned`
     with what it started (bubblewrap's child, Node's threads are one process).

@@ -34,7 +34,7 @@ import subprocess
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ from leangym.lean_project.types import InfraError, Message, Position
 
 SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
-SORRY_WARNING = "declaration uses `sorry`"
 _MEMORY_POLL_S = 0.5
 
 
@@ -116,9 +115,8 @@ def message_from_repl(raw: Mapping[str, Any], line_offset: int = 0) -> Message:
     # The Lean REPL's messages carry no kind (the session program's do): name the one the
     # verifiers rely on, as `lean --json` does.
     kind = str(raw.get("kind") or "").replace("[anonymous]", "")
-    if not kind and severity == "warning" and text == SORRY_WARNING:
-        kind = "hasSorry"
-    return Message(severity, text, pos(raw["pos"]), pos(raw.get("endPos")), kind)  # type: ignore[arg-type]
+    message = Message(severity, text, pos(raw["pos"]), pos(raw.get("endPos")), kind)  # type: ignore[arg-type]
+    return replace(message, kind="hasSorry") if not kind and severity == "warning" and message.uses_sorry else message
 
 
 def _sorry(raw: Mapping[str, Any], line_offset: int = 0) -> Sorry:

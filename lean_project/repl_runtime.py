@@ -1,7 +1,7 @@
 """The runtime API (`LeanRuntime.check`) over a pool of Lean REPLs: one header, many proofs.
 
 A source is split into its *header* — the leading `import`, `open`, `set_option` and
-`universe` lines — and its *body*. Each worker elaborates a header once (`{"cmd": header}`)
+`universe` lines — and its *body* (`source.split_header`). Each worker elaborates a header once (`{"cmd": header}`)
 and checks every body that shares it on top of that environment (`{"cmd": body, "env": n}`).
 Each body starts from the header's environment afresh, so nothing one source declares or
 changes (instances, attributes, notation, `#exit`) reaches another: sources never share a
@@ -26,51 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.lexer import SETUP_COMMANDS, Token, tokenize
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
+from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.source import Split, split_header
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
 
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
-
-
-@dataclass(frozen=True)
-class Split:
-    """A source cut into the header its group shares and the body checked on top of it."""
-
-    header: str  # "" when the source is sent whole
-    body: str
-    line_offset: int  # lines of the source before the body's first line
-    imports: tuple[str, ...] = ()
-
-
-def split_header(source: str) -> Split:
-    """Cut `source` after its leading `import`/`open`/`set_option`/`universe` commands (see the module doc)."""
-    tokens = tokenize(source)
-    code = [t for t in tokens if t.kind != "comment"]
-    starts_line = [t.start == 0 or source[t.start - 1] == "\n" for t in code]
-    imports: list[str] = []
-    header_end, i = 0, 0
-    while i < len(code) and starts_line[i] and code[i].kind == "ident" and code[i].text in SETUP_COMMANDS:
-        j = i + 1
-        while j < len(code) and not starts_line[j]:  # a command runs until a token at column 0
-            j += 1
-        command = code[i:j]
-        if any(t.kind == "ident" and t.text == "in" for t in command):  # `open X in …` scopes what follows
-            break
-        if command[0].text == "import":
-            imports += [t.name for t in command[1:] if t.kind == "ident"]
-        header_end, i = command[-1].end, j
-    whole = Split("", source, 0, tuple(imports))
-    cut = source.find("\n", header_end)
-    if header_end == 0 or cut == -1 or any(t.unterminated for t in tokens) or _straddles(tokens, cut):
-        return whole
-    return Split(source[:cut], source[cut + 1 :], source.count("\n", 0, cut + 1), tuple(imports))
-
-
-def _straddles(tokens: list[Token], offset: int) -> bool:
-    return any(t.start < offset < t.end for t in tokens)
 
 
 @dataclass(frozen=True)
@@ -116,7 +79,7 @@ class ReplRuntime(LeanRuntime):
         self.timeout = timeout  # seconds per source (a body's command)
         self.header_timeout = header_timeout  # seconds to elaborate a header (`import Mathlib`: several)
         self._importable = importable
-        self._import_hint = import_hint or (lambda m: f"`import {m}`: not found by this runtime")
+        self._import_hint = import_hint or super().import_hint
         self.preload_header = preload_header
         # The header of a source that has none: a fresh process answers it first, so a Lean
         # that cannot start is never mistaken for one a source crashed (None: send such a
@@ -129,6 +92,9 @@ class ReplRuntime(LeanRuntime):
 
     def can_import(self, module: str) -> bool:
         return self._importable is None or self._importable(module)
+
+    def import_hint(self, module: str) -> str:
+        return self._import_hint(module)
 
     def proof_states(self) -> ReplPool | None:
         return self.pool if self._keeps_proof_states else None
@@ -154,7 +120,7 @@ class ReplRuntime(LeanRuntime):
             split = split_header(source)
             missing = [m for m in split.imports if not self.can_import(m)]
             if missing:
-                error = InfraError("unsupported_import", self._import_hint(missing[0]))
+                error = InfraError("unsupported_import", self.import_hint(missing[0]))
                 out[i] = Checked(SourceResult("error", error=error))
             else:
                 jobs.append((i, _Job(split, tuple(followups), export)))
@@ -237,15 +203,6 @@ def find_repl(project: Path | None) -> Path | None:
     if packages.is_dir():  # the REPL as a dependency (lakefile: `name = "REPL"`)
         candidates += [p / ".lake" / "build" / "bin" / "repl" for p in sorted(packages.iterdir())]
     return next((c for c in candidates if c.is_file()), None)
-
-
-def default_workers(memory_mb: float | None) -> int:
-    """One worker per two cores, no more than the machine's memory holds at `memory_mb` each."""
-    by_cores = max(1, (os.cpu_count() or 2) // 2)
-    if not memory_mb:
-        return by_cores
-    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    return max(1, min(by_cores, int(total_mb // memory_mb)))
 
 
 _REPL_ONLY = {"max_requests", "retries", "preload_header", "machine_slots"}

@@ -76,6 +76,10 @@ class LeanRuntime(ABC):
     def can_import(self, module: str) -> bool:
         """Whether `import module` can be satisfied by this runtime."""
 
+    def import_hint(self, module: str) -> str:
+        """What to tell a user whose source imports `module`, which this runtime cannot load."""
+        return f"`import {module}`: the {self.name} runtime cannot load it (see docs/native.md)"
+
     def proof_states(self) -> ReplPool | None:
         """The pool of Lean REPLs that keep proof states for tactic mode, or None: this runtime's
         Lean (the embedded session program, one-shot runs, Ray actors) keeps none, and tactics are
@@ -164,6 +168,9 @@ class FileRuntime(LeanRuntime):
 
     def can_import(self, module: str) -> bool:
         return self.launcher.can_import(module)
+
+    def import_hint(self, module: str) -> str:
+        return self.launcher.import_hint(module)
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         command = self.launcher.judge_command()

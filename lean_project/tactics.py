@@ -55,6 +55,7 @@ from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.pool import ReplPool, ReplWorker
 from leangym.lean_project.repl import ProofStepResponse, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.source import heartbeat_limit
 from leangym.lean_project.types import InfraError, Message, Position, SourceResult
 
 if TYPE_CHECKING:  # only a type here: rewards builds on this layer, and the env attaches its verdicts
@@ -145,11 +146,6 @@ def state_id(goals: Sequence[str]) -> str:
     """
     text = "\n\n".join("\n".join(line.rstrip() for line in g.strip().splitlines()) for g in goals)
     return hashlib.sha256(text.encode()).hexdigest()[:12] if goals else "no-goals"
-
-
-def _heartbeat_limit(max_heartbeats: int | None) -> str:
-    """The line that puts the next command under `max_heartbeats` ("" for None: Lean's own limit)."""
-    return "" if max_heartbeats is None else f"set_option maxHeartbeats {int(max_heartbeats)} in\n"
 
 
 # -- re-elaboration, over any runtime ----------------------------------------------------------
@@ -250,7 +246,7 @@ def _layout(header: str, statement: str, tactics: tuple[str, ...], max_heartbeat
         return _Layout("", Position(1, 0), 0, 0, error="the statement has no `sorry` to start from")
     start, end = span
     head = header.rstrip("\n") + "\n" if header.strip() else ""
-    before = head + _heartbeat_limit(max_heartbeats) + statement[:start]
+    before = head + heartbeat_limit(max_heartbeats) + statement[:start]
     block = tactic_block(tactics or ("skip",))
     source = before + "by\n" + block + "\n" + statement[end:].lstrip(" ")
     by_line = before.count("\n") + 1
@@ -273,7 +269,7 @@ def _read(result: SourceResult, lay: _Layout, key: _Key) -> TacticResult:
         return TacticResult(None, "the statement does not elaborate:\n" + "\n".join(errors), others)
     if errors:
         return TacticResult(None, "\n".join(errors), others, tactic=applied)
-    if any(m.kind == "hasSorry" or "declaration uses `sorry`" in m.text for m in others):
+    if any(m.uses_sorry for m in others):
         return TacticResult(None, "the proof uses `sorry`", others, tactic=applied)
     goals = _split_goals(goals_msgs[0].text) if goals_msgs else ()
     return TacticResult(TacticState(goals, header, statement), messages=others, tactic=applied)
@@ -397,7 +393,7 @@ class ReplTactics:
             if isinstance(head, ReplRefusal):
                 return TacticResult(None, f"the header did not elaborate: {head.message}"), None
             env = head.env
-        limit = _heartbeat_limit(self.max_heartbeats)
+        limit = heartbeat_limit(self.max_heartbeats)
         shift = -limit.count("\n")  # positions stay relative to the statement
         answer = worker.process.command(limit + root.statement, env=env, timeout=self.timeout, line_offset=shift)
         if isinstance(answer, ReplRefusal):

@@ -37,6 +37,9 @@ class Position:
     column: int
 
 
+SORRY_WARNINGS = ("declaration uses `sorry`", "declaration uses 'sorry'")  # Lean's wording, now and before
+
+
 @dataclass(frozen=True)
 class Message:
     """One message Lean reported, with positions relative to the source it belongs to."""
@@ -50,6 +53,11 @@ class Message:
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
+
+    @property
+    def uses_sorry(self) -> bool:
+        """Lean's warning that a declaration rests on `sorry`: its kind, or its wording where none came."""
+        return self.kind == "hasSorry" or any(wording in self.text for wording in SORRY_WARNINGS)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

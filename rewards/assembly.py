@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from leangym.lean_project.source import heartbeat_limit
 from leangym.lean_project.types import Message, Position, SourceResult
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -51,8 +52,8 @@ class Assembled:
 def assemble(problem: Problem, statement: Statement, sub: Submission, policy: Policy) -> Assembled:
     """The source Lean checks for this submission (see the module docstring)."""
     lines = [problem.header.rstrip("\n")] if problem.header.strip() else []
-    lines.append(f"set_option maxHeartbeats {policy.max_heartbeats} in")
-    prefix = "\n".join(lines) + "\n"
+    prefix = "\n".join(lines) + "\n" if lines else ""
+    prefix += heartbeat_limit(policy.max_heartbeats)
     if sub.form == "file":
         # The body followed `:=` in the file: keep its column, so tactic blocks stay aligned.
         lead = statement.head + "\n" + " " * sub.column
@@ -92,7 +93,7 @@ def judge(result: SourceResult, assembled: Assembled) -> Verdict:
             reasons.append("missing_declaration" if assembled.in_existence_check(m.pos) else "lean_error")
             if m.kind == "runtime.maxHeartbeats" or "maximum number of heartbeats" in m.text:
                 reasons.append("heartbeats")
-        elif m.kind == "hasSorry" or "declaration uses `sorry`" in m.text or "declaration uses 'sorry'" in m.text:
+        elif m.uses_sorry:
             reasons.append("sorry")
         end = assembled.to_submission(m.end_pos) if m.end_pos else None
         messages.append(replace(m, pos=assembled.to_submission(m.pos), end_pos=end))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from leangym.lean_project.source import imports_of
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -25,7 +27,7 @@ class Problem:
 
     @property
     def imports(self) -> list[str]:
-        return [ln.split()[1] for ln in self.header.splitlines() if ln.startswith("import ") and len(ln.split()) > 1]
+        return list(imports_of(self.header))
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Problem:

@@ -184,7 +184,7 @@ class Verifier:
             return runtime
         missing = [m for m in problem.imports if not runtime.can_import(m)]
         if missing:
-            return _unsupported(runtime.name, missing[0])
+            return _unsupported(runtime, missing[0])
         return assemble(problem, statement, sub, self.policy)
 
     def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
@@ -296,16 +296,10 @@ def verify_with_retries(verifier: Verifier, pairs: Sequence[tuple[Problem, str]]
     return verdicts
 
 
-def _unsupported(runtime: str, module: str) -> Verdict:
-    """The header needs a module this runtime cannot load: say which runtime can."""
-    if runtime == "embedded":
-        detail = (
-            f"`import {module}`: the embedded runtime has only Lean's core library (Init, Std, Lean); "
-            "use the native runtime (`--runtime native`, docs/native.md)"
-        )
-        return Verdict("error", ("unsupported_import", "needs_runtime:native"), detail=detail)
-    detail = f"`import {module}`: the {runtime} runtime cannot load it; build it in the Lake project (docs/native.md)"
-    return Verdict("error", ("unsupported_import",), detail=detail)
+def _unsupported(runtime: LeanRuntime, module: str) -> Verdict:
+    """The header needs a module this runtime cannot load: its hint says which runtime can."""
+    reasons = ("unsupported_import", "needs_runtime:native") if runtime.name == "embedded" else ("unsupported_import",)
+    return Verdict("error", reasons, detail=runtime.import_hint(module))
 
 
 # -- process-wide shared verifiers (their runtimes: `lean_project/shared.py`) ----------------

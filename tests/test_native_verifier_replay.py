@@ -26,7 +26,8 @@ import repl_replay
 
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.repl import parse_command_response
-from leangym.lean_project.repl_runtime import ReplRuntime, split_header
+from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.source import split_header
 from leangym.lean_project.types import Position
 from leangym.rewards import Policy, Problem, Verifier
 from leangym.rewards.assembly import Assembled, assemble, judge

@@ -19,7 +19,8 @@ import pytest
 import repl_replay
 
 from leangym.lean_project.pool import ReplCommand, ReplPool
-from leangym.lean_project.repl_runtime import ReplRuntime, split_header
+from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.source import split_header
 from leangym.lean_project.tactics import ReplTactics, TacticState
 from leangym.lean_project.types import Position, SourceResult
 
