@@ -23,7 +23,7 @@ RUNTIMES = ("embedded", "native")
 
 
 def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
-    """A ready runtime by name; options: timeout, max_procs, memory_mb, startup_timeout, warm, max_batch.
+    """A ready runtime by name; options: timeout, workers, memory_mb, startup_timeout, warm, max_batch.
 
     `embedded` is long-lived sessions of leangym's session program (`embedded.EmbeddedRuntime`),
     falling back to one Lean process per batch (`FileRuntime`) when a session cannot start.

@@ -69,7 +69,7 @@ def session_runtime(
         name="embedded",
         version=LEAN_VERSION,
         timeout=timeout,
-        header_timeout=startup_timeout,
+        startup_timeout=startup_timeout,
         importable=launcher.can_import,
         import_hint=launcher.import_hint,
         startup_probe="",  # every session answers an empty command (its imports) first
@@ -100,9 +100,9 @@ class EmbeddedRuntime(LeanRuntime):
         if self.mode not in MODES:
             raise ValueError(f"unknown embedded mode {self.mode!r}: choose one of {', '.join(MODES)}")
         self.launcher = locate()
-        workers = options.pop("max_procs", None)
+        workers = options.pop("workers", None)
         self._options = options
-        self._file_options = {"warm": warm, "max_batch": max_batch, "max_procs": workers}
+        self._file_options = {"warm": warm, "max_batch": max_batch, "workers": workers}
         self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
         self._sessions_work = False  # set once a session answered (and the fallback record was cleared)
         self._oneshot: FileRuntime | None = None

@@ -8,8 +8,9 @@
 * Output goes to files, not pipes: nothing blocks if nobody reads, and no reader thread
   is needed. `read_new()` reads what was appended since the last call.
 * Memory is watched by summing the resident set of the process group; past the cap the
-  group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large
-  virtual address ranges up front.)
+  group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large virtual
+  address ranges up front.) No file it writes may grow past `max_output_bytes()`
+  (RLIMIT_FSIZE): a proof's code can write to stderr, which is a file here.
 * `run_to_end` is the whole life of one short Lean run (the native audit's `lean -o` and
   `lean --run`): a run slot, the process group, the memory cap, a wall-clock limit.
 * `MachineSlots` caps Lean processes on the whole machine, across every runtime and Python
@@ -23,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -39,9 +42,17 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def max_output_bytes() -> int:
+    """The largest file a Lean process may write (`LEANGYM_MAX_OUTPUT_MB`, default 1024): its
+    answers and its stderr go to files, and code inside a proof can write to stderr."""
+    return int(float(os.environ.get("LEANGYM_MAX_OUTPUT_MB", 1024)) * 2**20)
+
+
+def _child_setup(max_bytes: int) -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
 
 _SPAWNER: ThreadPoolExecutor | None = None
@@ -49,7 +60,8 @@ _SPAWNER_LOCK = threading.Lock()
 
 
 def popen_owned(argv: list[str], **kwargs: Any) -> subprocess.Popen:
-    """`subprocess.Popen` in a new process group that dies with this Python process.
+    """`subprocess.Popen` in a new process group that dies with this Python process, its files
+    capped at `max_output_bytes()`.
 
     Started from one long-lived thread: a child started from a short-lived thread (a pool
     worker, a request handler) would be killed when that thread ends.
@@ -58,7 +70,7 @@ def popen_owned(argv: list[str], **kwargs: Any) -> subprocess.Popen:
     with _SPAWNER_LOCK:
         if _SPAWNER is None:
             _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leangym-spawner")
-    preexec = _die_with_parent if sys.platform == "linux" else None
+    preexec = functools.partial(_child_setup, max_output_bytes()) if sys.platform == "linux" else None
     return _SPAWNER.submit(subprocess.Popen, argv, start_new_session=True, preexec_fn=preexec, **kwargs).result()
 
 

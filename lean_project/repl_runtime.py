@@ -37,7 +37,7 @@ REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
 
 
 @dataclass(frozen=True)
-class _Job:
+class _Request:
     split: Split
     followups: tuple[str, ...] = ()
     export: bool = False
@@ -65,7 +65,7 @@ class ReplRuntime(LeanRuntime):
         name: str = "native",
         version: str,
         timeout: float = 60.0,
-        header_timeout: float = 600.0,
+        startup_timeout: float = 600.0,
         importable: Callable[[str], bool] | None = None,
         import_hint: Callable[[str], str] | None = None,
         preload_header: str | None = None,
@@ -77,7 +77,7 @@ class ReplRuntime(LeanRuntime):
         self.name = name
         self._version = version
         self.timeout = timeout  # seconds per source (a body's command)
-        self.header_timeout = header_timeout  # seconds to elaborate a header (`import Mathlib`: several)
+        self.startup_timeout = startup_timeout  # seconds to elaborate a header (`import Mathlib`: several)
         self._importable = importable
         self._import_hint = import_hint or super().import_hint
         self.preload_header = preload_header
@@ -115,7 +115,7 @@ class ReplRuntime(LeanRuntime):
         """
         limit = self.timeout if timeout is None else timeout
         out: dict[int, Checked] = {}
-        jobs: list[tuple[int, _Job]] = []
+        jobs: list[tuple[int, _Request]] = []
         for i, (source, followups) in enumerate(items):
             split = split_header(source)
             missing = [m for m in split.imports if not self.can_import(m)]
@@ -123,21 +123,21 @@ class ReplRuntime(LeanRuntime):
                 error = InfraError("unsupported_import", self.import_hint(missing[0]))
                 out[i] = Checked(SourceResult("error", error=error))
             else:
-                jobs.append((i, _Job(split, tuple(followups), export)))
+                jobs.append((i, _Request(split, tuple(followups), export)))
 
         self._count(len(jobs))
         done = self.pool.map([job for _, job in jobs], lambda worker, job: self._run(worker, job, limit), _failed)
         out.update({i: checked for (i, _), checked in zip(jobs, done, strict=True)})
         return [out[i] for i in range(len(items))]
 
-    def _run(self, worker: ReplWorker, job: _Job, limit: float) -> Checked:
+    def _run(self, worker: ReplWorker, job: _Request, limit: float) -> Checked:
         split = job.split
         shared: list[Message] = []
         env: int | None = None
         header = split.header or self.startup_probe
         if header is not None:
             try:
-                head = worker.header(header, self.header_timeout)
+                head = worker.header(header, self.startup_timeout)
             except ReplFailure as failure:  # trusted text: Lean itself did not come up
                 raise ReplFailure(InfraError("startup", f"Lean did not start: {failure.error.detail}")) from failure
             if isinstance(head, ReplRefusal):
@@ -166,7 +166,7 @@ class ReplRuntime(LeanRuntime):
         header = self.preload_header
 
         def warm(worker: ReplWorker) -> Any:
-            return worker.header(header, self.header_timeout) if header else worker.process
+            return worker.header(header, self.startup_timeout) if header else worker.process
 
         threading.Thread(target=self.pool.on_every_worker, args=(warm,), daemon=True).start()
 
@@ -183,7 +183,7 @@ def _refused(
     return SourceResult("error", list(messages or []), seconds=seconds, error=InfraError(kind, detail))
 
 
-def _failed(job: _Job, error: InfraError) -> Checked:
+def _failed(job: _Request, error: InfraError) -> Checked:
     return Checked(SourceResult("timeout" if error.kind == "timeout" else "error", error=error))
 
 
@@ -209,9 +209,8 @@ _REPL_ONLY = {"max_requests", "retries", "preload_header", "machine_slots"}
 
 
 def file_runtime_options(options: dict[str, Any]) -> dict[str, Any]:
-    """`native_repl_runtime` options in `FileRuntime` terms, for when the REPL is not built."""
-    renamed = {"workers": "max_procs", "header_timeout": "startup_timeout"}
-    return {renamed.get(k, k): v for k, v in options.items() if k not in _REPL_ONLY}
+    """`native_repl_runtime` options that `FileRuntime` also takes, for when the REPL is not built."""
+    return {k: v for k, v in options.items() if k not in _REPL_ONLY}
 
 
 def native_repl_runtime(
@@ -219,7 +218,7 @@ def native_repl_runtime(
     *,
     workers: int | None = None,
     timeout: float = 60.0,
-    header_timeout: float = 600.0,
+    startup_timeout: float = 600.0,
     memory_mb: float | None = 8192,
     max_requests: int = 1000,
     retries: int = 1,
@@ -229,14 +228,12 @@ def native_repl_runtime(
 ) -> ReplRuntime:
     """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT).
 
-    Accepts the `FileRuntime` option names too, so callers need not know which native runtime
-    they got: `max_procs` means `workers`, `startup_timeout` means `header_timeout`, and
-    `warm`/`max_batch` (file-runtime only) are ignored.
+    Takes the `FileRuntime` options too (`warm`, `max_batch`: ignored here), so callers need not
+    know which native runtime they got.
     """
     from leangym.lean_project import native
 
-    workers = workers or file_runtime_options.pop("max_procs", None) or default_workers(memory_mb)
-    header_timeout = file_runtime_options.pop("startup_timeout", header_timeout)
+    workers = workers or default_workers(memory_mb)
     unknown = set(file_runtime_options) - {"warm", "max_batch"}
     if unknown:
         raise TypeError(f"unknown option(s) for the native REPL runtime: {', '.join(sorted(unknown))}")
@@ -258,7 +255,7 @@ def native_repl_runtime(
         pool,
         version=f"{launcher.version} (REPL)",
         timeout=timeout,
-        header_timeout=header_timeout,
+        startup_timeout=startup_timeout,
         importable=launcher.can_import,
         import_hint=launcher.import_hint,
         preload_header=preload_header,

@@ -9,7 +9,7 @@
   elaborated from its imports alone, exactly as in a session. It
 
   1. groups the sources into few runs (`batch.plan`);
-  2. runs up to `max_procs` Lean processes at once, taking pre-started ("warm") ones when
+  2. runs up to `workers` Lean processes at once, taking pre-started ("warm") ones when
      the launcher supports it, so a batch does not wait for Lean's start-up;
   3. watches each run: the imports get `startup_timeout` seconds, each source `timeout` seconds
      from the moment the previous request was answered; memory is capped per process;
@@ -140,7 +140,7 @@ class FileRuntime(LeanRuntime):
         *,
         timeout: float = 60.0,
         startup_timeout: float = 600.0,
-        max_procs: int | None = None,
+        workers: int | None = None,
         memory_mb: int = 8192,
         warm: int = 1,
         max_batch: int = 256,
@@ -149,7 +149,7 @@ class FileRuntime(LeanRuntime):
         self.name = launcher.name
         self.timeout = timeout  # seconds per source, counted from the previous answer
         self.startup_timeout = startup_timeout  # seconds until the imports are answered (Lean's start-up)
-        self.max_procs = max(1, max_procs or os.cpu_count() or 1)
+        self.workers = max(1, workers or os.cpu_count() or 1)
         self.memory_mb = memory_mb
         self.warm = warm if launcher.warm_start else 0
         self.max_batch = max_batch
@@ -236,7 +236,7 @@ class FileRuntime(LeanRuntime):
         runs: list[_Run] = []
         try:
             while queue or runs:
-                while queue and len(runs) < self.max_procs:
+                while queue and len(runs) < self.workers:
                     # Never wait for a slot while holding one: two runtimes (or processes) that each
                     # held a finished run's slot and waited for a second would wait forever.
                     slot = self._run_slots.acquire(block=not runs)
@@ -304,7 +304,7 @@ class FileRuntime(LeanRuntime):
         return None
 
     def _top_up_spares(self, busy: int) -> None:
-        while self.warm and len(self._spares) < self.warm and busy + len(self._spares) < self.max_procs:
+        while self.warm and len(self._spares) < self.warm and busy + len(self._spares) < self.workers:
             slot = self._spare_slots.acquire(block=False)
             if slot is None:
                 return  # enough spares on this machine already

@@ -98,7 +98,7 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 _CONFINE = (
     'if(process.env.LEANGYM_MOUNTS){for(var lgD of["/dev/stdin","/dev/stdout","/dev/stderr","/dev/tty",'
     '"/dev/tty1"])try{FS.unlink(lgD)}catch(e){}try{FS.unmount("/proc/self/fd")}catch(e){}'
-    'var lgRO=["/","/tmp","/home","/dev","/dev/shm","/dev/shm/tmp","/proc","/proc/self",'
+    'var lgRO=["/","/tmp","/home","/home/web_user","/dev","/dev/shm","/dev/shm/tmp","/proc","/proc/self",'
     '"/proc/self/fd"];for(var lgM of process.env.LEANGYM_MOUNTS.split(":")){var lgP=lgM.split("/");'
     'for(var lgI=2;lgI<lgP.length;lgI++)lgRO.push(lgP.slice(0,lgI).join("/"))}'
     "for(var lgD of lgRO)try{FS.chmod(lgD,365)}catch(e){}FS.ignorePermissions=false}"
@@ -215,7 +215,7 @@ class EmbeddedLauncher:
     glue: Path  # the patched lean.js (under /tmp, lean.wasm beside it)
     runner: Path
     library: Path  # unpacked .olean files (under /tmp)
-    session: Path  # the session program, Session.lean (under /tmp)
+    session_program: Path  # Session.lean (under /tmp)
     boot: Path | None = None  # the precompiled launch's `--run` file; None: Lean elaborates Session.lean
     name: str = "embedded"
     version: str = LEAN_VERSION
@@ -245,7 +245,7 @@ class EmbeddedLauncher:
         """Lean's arguments that run the session program: the boot file (imports the compiled
         program; one task thread is enough for it and saves memory), or Session.lean itself."""
         if self.boot is None:
-            return ["--run", str(self.session)]
+            return ["--run", str(self.session_program)]
         return ["-j1", "--run", str(self.boot)]
 
     def judge_command(self) -> ReplCommand:
@@ -266,7 +266,7 @@ class EmbeddedLauncher:
         allowed += [f"--allow-fs-write={p}" for p in writes]
         lean_path = str(self.library) if self.boot is None else f"{self.library}:{self.boot.parent}"
         env = {"LEAN_PATH": lean_path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        env["LEANGYM_MOUNTS"] = f"{self.library}:{self.session.parent}"
+        env["LEANGYM_MOUNTS"] = f"{self.library}:{self.session_program.parent}"
         env |= {name: os.environ[name] for name in ("LEANGYM_PTHREAD_POOL", "LEANGYM_MAX_NAP_MS") if name in os.environ}
         argv = [str(self.node), "--permission", *allowed, "--allow-worker", "--no-warnings"]
         sandbox = find_sandbox()
@@ -542,6 +542,6 @@ def locate() -> EmbeddedLauncher:
         glue=bin_dir / "lean.js",
         runner=PACKAGE_DIR / "runner.js",
         library=root / "lib" / "lean",
-        session=bin_dir / "Session.lean",
+        session_program=bin_dir / "Session.lean",
         boot=None if elaborate else boot,
     )

@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_timeout=args.max_timeout,
         idle_exit=args.idle_exit,
         record=args.record,
-        runtime_options={"max_procs": args.workers} if args.workers else {},
+        runtime_options={"workers": args.workers} if args.workers else {},
     )
     try:
         serve(config)

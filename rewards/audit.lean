@@ -3,9 +3,10 @@ import Lean
 /-!
 # leangym's kernel-side audit of one candidate proof
 
-    lean --run audit.lean CANDIDATE REFERENCE TARGET REF_TARGET
+    lean --run audit.lean CANDIDATE.olean REFERENCE TARGET REF_TARGET
 
-with `LEAN_PATH` holding the `.olean` files of the two modules (see `rewards/audit.py`).
+with `LEAN_PATH` holding the reference module's `.olean` and the toolchain's, never the
+candidate's: the candidate's file is named by its path (see `rewards/audit.py`).
 This program trusts neither the Lean run that elaborated the candidate nor any syntax the
 candidate may have declared: it parses no Lean at all, it loads environments.
 
@@ -23,10 +24,11 @@ open Lean
 def report (line : String) : IO Unit :=
   IO.println s!"lg-audit: {line}"
 
-/-- The constants declared by `module` itself, read from its `.olean` file as data: the module is
-not imported, so none of its code runs (no initializers, no environment extensions). -/
-def moduleConstants (module : Name) : IO (Std.HashMap Name ConstantInfo) := do
-  let (data, _) ← readModuleData (← findOLean module)
+/-- The constants a compiled module declares, read from its `.olean` file (named by path, never
+looked up on the search path) as data: the module is not imported, so none of its code runs (no
+initializers, no environment extensions). -/
+def moduleConstants (file : System.FilePath) : IO (Std.HashMap Name ConstantInfo) := do
+  let (data, _) ← readModuleData file
   let mut consts := {}
   for c in data.constants do
     consts := consts.insert c.name c
@@ -41,7 +43,7 @@ def axiomsLine (target : Name) (axioms : Array Name) : String :=
   if axioms.isEmpty then s!"'{target}' does not depend on any axioms"
   else s!"'{target}' depends on axioms: [{", ".intercalate (axioms.toList.map toString)}]"
 
-def audit (candidate reference target refTarget : Name) : IO (Array Name) := do
+def audit (candidate : System.FilePath) (reference target refTarget : Name) : IO (Array Name) := do
   initSearchPath (← findSysroot)
   let consts ← moduleConstants candidate
   let base ← importModules #[{ module := reference }] {}
@@ -57,11 +59,11 @@ def audit (candidate reference target refTarget : Name) : IO (Array Name) := do
   return axiomsOf env target
 
 def main (args : List String) : IO UInt32 := do
-  let [candidate, reference, target, refTarget] := args.map String.toName
-    | report "usage: audit CANDIDATE REFERENCE TARGET REF_TARGET"; return 2
+  let [candidate, reference, target, refTarget] := args
+    | report "usage: audit CANDIDATE.olean REFERENCE TARGET REF_TARGET"; return 2
   try
-    let axioms ← audit candidate reference target refTarget
-    IO.println (axiomsLine target axioms)
+    let axioms ← audit candidate reference.toName target.toName refTarget.toName
+    IO.println (axiomsLine target.toName axioms)
     return 0
   catch e =>
     report s!"failed: {e}"

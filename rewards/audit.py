@@ -9,9 +9,11 @@ nothing from it on trust:
    submitted text in scope (so no instance or notation of the candidate can change it).
 2. `LGCandidate<i>.lean`: the source the verifier checked, compiled to an `.olean`. This
    run elaborates submitted text, so it runs that text's code: it runs in bubblewrap
-   (`lean_project/sandbox.py`) and may write only its own folder, never the reference's.
-3. `audit.lean`, run with `lean --run`: it imports the reference, reads the candidate's
-   constants from its `.olean` as data (nothing of the candidate runs), parses no Lean text,
+   (`lean_project/sandbox.py`) and may write only its own folder, which no other run reads
+   from: its `.olean` is copied out (a regular file, not a link) and named by path.
+3. `audit.lean`, run with `lean --run`: it imports the reference (its search path holds the
+   references' folder and the toolchain, nothing a candidate wrote), reads the candidate's
+   constants from the copied `.olean` as data (nothing of the candidate runs), parses no Lean text,
    replays every constant of the candidate module through the kernel on top of
    the reference, checks that the target theorem's type is the reference statement's, and
    prints its axioms as `#print axioms` does. The policy allows propext, Classical.choice
@@ -84,8 +86,9 @@ class NativeAudit:
     """Runs the audit with a native `lean` (see the module docstring).
 
     Each Lean run that reads submitted text (the candidate's `lean -o`) runs in bubblewrap and may
-    write only its own folder: were the reference's `.olean` or another candidate's within its
-    reach, its code could replace them. The audit run reads both as data and writes nothing.
+    write only its own folder, which is never on the audit's search path: a module it wrote there
+    under the reference's name would otherwise be imported as the reference (a red-team helper's
+    finding). Its `.olean` is copied out as bytes and named to the audit by path.
     """
 
     launcher: NativeLauncher
@@ -101,6 +104,8 @@ class NativeAudit:
         """For each (problem, checked source) Lean accepted: None if the audit passes, else the new verdict."""
         with tempfile.TemporaryDirectory(prefix="leangym-audit-") as tmp:
             work = Path(tmp)
+            (work / "references").mkdir()  # trusted modules: on the audit's LEAN_PATH, out of every candidate's reach
+            (work / "candidates").mkdir()  # each candidate's .olean, copied out of its compile's folder
             modules: dict[tuple[str, str], str] = {}  # one reference module per problem
             firsts: list[Problem] = []
             for problem, _ in items:
@@ -108,7 +113,7 @@ class NativeAudit:
                     modules[(problem.header, problem.formal_statement)] = f"LGReference{len(firsts)}"
                     firsts.append(problem)
             with ThreadPoolExecutor(self.workers) as pool:
-                compiled = pool.map(lambda p, m: self._reference(work / m, p, m), firsts, modules.values())
+                compiled = pool.map(lambda p, m: self._reference(work, p, m), firsts, modules.values())
                 ref_errors = dict(zip(modules.values(), compiled, strict=True))
                 refs = [modules[(p.header, p.formal_statement)] for p, _ in items]
                 return list(
@@ -126,23 +131,26 @@ class NativeAudit:
             return None  # an `example` declares nothing to audit
         if ref_error is not None:
             return Verdict("error", ("audit_failed",), detail=f"the reference did not compile: {ref_error}")
-        error = self._compile(work / module, module, source)
+        folder = work / module
+        folder.mkdir()
+        error = self._compile(folder, module, source) or _copy_out(folder / f"{module}.olean", work / "candidates")
         if error is not None:
             return Verdict("error", ("audit_failed",), detail=f"the candidate did not compile again: {error}")
-        folders = (work / module, work / ref)
-        argv = [str(self.launcher.lean), "--run", str(AUDIT_PROGRAM), module, ref, name, f"{ref}.{name}"]
-        done = self._lean(argv, folders, reads=(*folders, AUDIT_PROGRAM.parent))
+        olean = work / "candidates" / f"{module}.olean"
+        argv = [str(self.launcher.lean), "--run", str(AUDIT_PROGRAM), str(olean), ref, name, f"{ref}.{name}"]
+        references = work / "references"
+        done = self._lean(argv, (references,), reads=(references, olean, AUDIT_PROGRAM.parent))
         if done.stopped is not None:
             return Verdict("error", ("audit_failed",), detail=f"the audit {done.stopped}")
         return judge_audit(done.output, done.returncode, name, self.policy)
 
-    def _reference(self, folder: Path, problem: Problem, module: str) -> str | None:
-        return self._compile(folder, module, reference_source(problem.header, problem.formal_statement, module))
+    def _reference(self, work: Path, problem: Problem, module: str) -> str | None:
+        text = reference_source(problem.header, problem.formal_statement, module)
+        return self._compile(work / "references", module, text)
 
     def _compile(self, folder: Path, module: str, text: str) -> str | None:
-        """`lean -o` one module in its own `folder` (the only place it may write); the end of
-        Lean's output if that fails."""
-        folder.mkdir()
+        """`lean -o` one module in `folder` (the only place it may write); the end of Lean's output
+        if that fails."""
         src = folder / f"{module}.lean"
         src.write_text(text, encoding="utf-8")
         argv = [str(self.launcher.lean), "-o", str(folder / f"{module}.olean"), str(src)]
@@ -160,3 +168,12 @@ class NativeAudit:
         confined = self.launcher.confined(argv, reads=tuple(reads), writes=tuple(writes))
         env = self.launcher.environment(*modules)
         return run_to_end(confined, env, timeout=limit, memory_mb=self.memory_mb)
+
+
+def _copy_out(olean: Path, into: Path) -> str | None:
+    """Copy a candidate's `.olean` out of the folder its compile could write (its processes are
+    gone by now): a regular file only, never a link it planted to another module's file."""
+    if olean.is_symlink() or not olean.is_file():
+        return f"{olean.name} is not a regular file"
+    (into / olean.name).write_bytes(olean.read_bytes())
+    return None

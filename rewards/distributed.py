@@ -242,27 +242,27 @@ class ActorPool:
 class RayRuntime(LeanRuntime):
     """A `LeanRuntime` whose sources are checked by the actors of an `ActorPool`."""
 
-    def __init__(self, pool: ActorPool, name: str):
-        self.pool, self.name = pool, name
+    def __init__(self, actor_pool: ActorPool, name: str):
+        self.actor_pool, self.name = actor_pool, name
         self._version: str | None = None
         self._importable: dict[str, bool] = {}
 
     @property
     def version(self) -> str:
         if self._version is None:
-            self._version = self.pool.describe([])[0]
+            self._version = self.actor_pool.describe([])[0]
         return self._version
 
     def can_import(self, module: str) -> bool:
         if module not in self._importable:
-            self._importable[module] = self.pool.describe([module])[1][0]
+            self._importable[module] = self.actor_pool.describe([module])[1][0]
         return self._importable[module]
 
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         self._count(len(sources))
-        return self.pool.run(
+        return self.actor_pool.run(
             sources,
             sources,
             lambda actor, shard: actor.check.remote(shard, timeout, export),
@@ -270,7 +270,7 @@ class RayRuntime(LeanRuntime):
         )
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
-        return self.pool.run(
+        return self.actor_pool.run(
             [json.dumps(item.constants, sort_keys=True) for item in items],  # shards by content
             list(items),
             lambda actor, shard: actor.kernel_check.remote(shard, timeout),
@@ -278,10 +278,10 @@ class RayRuntime(LeanRuntime):
         )
 
     def prewarm(self) -> None:
-        self.pool.describe([])  # returns once every actor (and its Lean) is up
+        self.actor_pool.describe([])  # returns once every actor (and its Lean) is up
 
     def close(self) -> None:
-        self.pool.close()
+        self.actor_pool.close()
 
 
 class RayVerifier:
@@ -303,7 +303,7 @@ class RayVerifier:
         progress: bool = False,
     ):
         self.policy = policy or Policy()
-        self.pool = ActorPool(
+        self.actor_pool = ActorPool(
             address,
             actors=actors,
             runtime=runtime,
@@ -317,12 +317,12 @@ class RayVerifier:
             retries=retries,
             progress=progress,
         )
-        self.runtime = RayRuntime(self.pool, runtime)
+        self.runtime = RayRuntime(self.actor_pool, runtime)
         self.runtime_name = runtime
 
     def describe(self) -> str:
         """Which Lean answers (printed by the commands that verify)."""
-        return f"Lean {self.runtime.version} ({self.runtime_name}) on {self.pool.size} Ray actors"
+        return f"Lean {self.runtime.version} ({self.runtime_name}) on {self.actor_pool.size} Ray actors"
 
     def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
         return self.verify_batch([(problem, submission)])[0]
@@ -330,7 +330,7 @@ class RayVerifier:
     def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
         """One verdict per pair, in order; shards on every actor at once (see the module docstring)."""
         keys = [json.dumps([p.header, p.formal_statement, s.hex() if isinstance(s, bytes) else s]) for p, s in pairs]
-        return self.pool.run(
+        return self.actor_pool.run(
             keys,
             pairs,
             lambda actor, shard: actor.verify.remote(shard),
@@ -341,7 +341,7 @@ class RayVerifier:
         self.runtime.prewarm()
 
     def close(self) -> None:
-        self.pool.close()
+        self.actor_pool.close()
 
     def __enter__(self) -> RayVerifier:
         return self

@@ -63,7 +63,7 @@ def test_same_verdicts_as_the_local_verifier_in_order(cluster: RayVerifier, lean
     assert [(v.outcome, v.reasons) for v in remote] == [(v.outcome, v.reasons) for v in local]
     assert [v.outcome for v in remote][:3] == ["proved", "rejected", "rejected"]
     assert [v.outcome for v in remote][-2:] == ["rejected", "rejected"]  # the forged answer, then a false proof
-    assert len(cluster.pool.stats.per_actor) == 2  # both actors took a share
+    assert len(cluster.actor_pool.stats.per_actor) == 2  # both actors took a share
 
 
 def test_a_repeated_group_is_served_from_the_actors_caches(cluster: RayVerifier) -> None:
@@ -74,7 +74,7 @@ def test_a_repeated_group_is_served_from_the_actors_caches(cluster: RayVerifier)
 
 
 def test_killing_an_actor_mid_batch_loses_no_verdict(cluster: RayVerifier) -> None:
-    victim = cluster.pool.describe([])[2][0]
+    victim = cluster.actor_pool.describe([])[2][0]
 
     def kill_soon() -> None:
         time.sleep(1.0)
@@ -85,8 +85,8 @@ def test_killing_an_actor_mid_batch_loses_no_verdict(cluster: RayVerifier) -> No
     verdicts = cluster.verify_batch(MANY)
     killer.join()
     assert [v.outcome for v in verdicts] == ["proved"] * len(MANY)
-    assert cluster.pool.stats.actors_replaced >= 1 and cluster.pool.stats.retried_shards >= 1
-    assert victim not in cluster.pool.describe([])[2]  # replaced by a fresh actor
+    assert cluster.actor_pool.stats.actors_replaced >= 1 and cluster.actor_pool.stats.retried_shards >= 1
+    assert victim not in cluster.actor_pool.describe([])[2]  # replaced by a fresh actor
 
 
 def test_the_runtime_checks_sources_on_the_actors(cluster: RayVerifier) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 from leangym.lean_project import LeanRuntime, sandbox
 from leangym.lean_project.native import NativeLauncher
+from leangym.lean_project.process import run_to_end
 from leangym.lean_project.sandbox import Sandbox, find_sandbox
 from leangym.lean_project.types import LeanRuntimeError
 
@@ -166,6 +167,15 @@ def test_the_native_lean_is_started_inside_the_sandbox(tmp_path: Path) -> None:
     assert "READ-HOME" not in done.stdout and "WROTE-LIBRARY" not in done.stdout
     assert (out / "o.txt").read_text() == "ok\n"
     assert set(launcher.environment()) == {"LEAN_PATH", "LEAN_SYSROOT", "PATH"}  # nothing of the caller's
+
+
+def test_no_lean_process_writes_a_file_past_the_output_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proof's code can write to stderr (a background task may), which is a file here: every Lean
+    process runs under RLIMIT_FSIZE (`LEANGYM_MAX_OUTPUT_MB`), so it cannot fill the disk."""
+    monkeypatch.setenv("LEANGYM_MAX_OUTPUT_MB", "1")
+    flood = "head -c 5000000 /dev/zero >&2; echo survived"
+    done = run_to_end(["/bin/sh", "-c", flood], {"PATH": "/usr/bin:/bin"}, timeout=60, memory_mb=1024)
+    assert len(done.stderr) <= 2**20 < 5_000_000, len(done.stderr)
 
 
 def test_sandbox_modes(monkeypatch: pytest.MonkeyPatch) -> None:

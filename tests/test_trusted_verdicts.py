@@ -85,7 +85,7 @@ ATTACKS = {  # id -> (problem, body): each must come out rejected, and so must w
         ),
     ),
     "decide-positional-config": (BITS, "  decide (config := Lean.Parser.Tactic.DecideConfig.mk false true true false)"),
-    "persist-session": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.session}" "theorem pwned : True := trivial"')),
+    "persist-session": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.session_program}" "theorem pwned : True := trivial"')),
     "persist-glue": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.glue}" "process.exit(0)"')),
     "persist-library": (FALSE, io(f'IO.FS.writeFile "{LAUNCHER.library / "Init.olean"}" "pwned"')),
     "chdir": (FALSE, io('IO.Process.setCurrentDir "/"')),
@@ -103,6 +103,8 @@ ORACLE = {  # id -> (body on TRUE, expected outcome): what a proof could do, rea
     "write-outside": (io(f'IO.FS.writeFile "{OUTSIDE}" "x"'), "rejected"),
     "write-own-folder": (io('IO.FS.writeFile "note.txt" "x"'), "rejected"),
     "write-memory-fs": (io('IO.FS.writeFile "/tmp/note.txt" "x"'), "rejected"),
+    # the glue's in-memory home folder: writable, and what one source left the next could read (a red-team find)
+    "write-memory-home": (io('IO.FS.writeFile "/home/web_user/note.txt" "x"'), "rejected"),
     "read-requests": (io('let _ ← IO.FS.readFile "requests.jsonl"'), "rejected"),  # one-shot: its own folder's
     "getenv": (io('let v ← IO.getEnv "HOME"\nif v.isNone then throw (IO.userError "") else pure ()'), "rejected"),
     "task-stdout": (
@@ -190,7 +192,7 @@ def test_nothing_was_written_and_the_toolchain_is_intact(mode: str, request: pyt
     request.getfixturevalue(mode)
     assert not OUTSIDE.exists() and not Path("/tmp/note.txt").exists()
     assert verify_toolchain(LAUNCHER) is None
-    assert "pwned" not in LAUNCHER.session.read_text()
+    assert "pwned" not in LAUNCHER.session_program.read_text()
 
 
 @pytest.mark.parametrize("mode", MODES)
