@@ -191,7 +191,10 @@ class Judge:
         return self.pool.map(list(items), lambda worker, item: self._run(worker, item, limit), _failed)
 
     def _run(self, worker: ReplWorker, item: KernelCheck, limit: float) -> KernelVerdict:
-        head = worker.header(item.reference, self.startup_timeout)
+        worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
+        # The reference under the proof's own limit: a header that keeps Lean busy holds the judge,
+        # which every caller shares, no longer than it could hold the untrusted check.
+        head = worker.header(item.reference, limit)
         if isinstance(head, ReplRefusal):
             return KernelVerdict("error", reason="bad_reference", detail=head.message)
         errors = [m.text for m in head.messages if m.is_error]

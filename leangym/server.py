@@ -169,6 +169,7 @@ class LeanService:
         self.metrics = Metrics()
         self.started = time.time()
         self.pending = 0
+        self.running: dict[object, float] = {}  # each request waiting for or in Lean -> when it came
         self.ready = False
         self.warmup_error = ""
         self.last_request = time.monotonic()
@@ -218,6 +219,7 @@ class LeanService:
             "processes": h.processes,
             "restarts": h.restarts,
             "queue_depth": self.pending,
+            "oldest_request_s": round(time.monotonic() - min(self.running.values(), default=time.monotonic()), 1),
             "max_queue": self.config.max_queue,
             "tactic_sessions": len(self._sessions),
             "uptime_s": round(time.time() - self.started, 1),
@@ -470,10 +472,13 @@ def make_app(config: ServeConfig, service: LeanService | None = None) -> FastAPI
         if service.pending >= config.max_queue:
             raise Refused(429, f"{service.pending} requests are queued for Lean; try again", {"Retry-After": "1"})
         service.pending += 1
+        token = object()
+        service.running[token] = time.monotonic()
         try:
             return await run_in_threadpool(work)
         finally:
             service.pending -= 1
+            del service.running[token]
 
     @app.exception_handler(Refused)
     async def refused(request: Request, e: Refused) -> JSONResponse:

@@ -179,6 +179,8 @@ def test_refusals_are_explicit(guarded) -> None:
     deadline = time.monotonic() + 60
     while httpx.get(guarded + "/health").json()["queue_depth"] == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
+    time.sleep(0.3)
+    assert httpx.get(guarded + "/health").json()["oldest_request_s"] >= 0.3  # how long the Lean work has run
     busy = httpx.post(guarded + "/verify", json=good, headers=key)
     assert busy.status_code == 429 and busy.headers["Retry-After"].isdigit()
     with pytest.raises(ServerUnavailable):  # the client waits as told, then says so; it never makes up a verdict
