@@ -282,12 +282,16 @@ class FileRuntime(LeanRuntime):
     def _spawn(self, text: str | None) -> LeanProcess:
         """A new Lean process; with `text` None it is a spare, waiting for its requests."""
         workdir = private_dir()
-        input_file = workdir / "requests.jsonl"
+        # Lean may read the request folder only: its answers and stderr go to files beside it, which a
+        # later source of the batch could otherwise read (earlier sources' proofs: a red-team find).
+        requests = workdir / "requests"
+        requests.mkdir(mode=0o700)
+        input_file = requests / "requests.jsonl"
         argv, env = self.launcher.command(input_file)
         try:
             if text is not None:
                 input_file.write_text(text, encoding="utf-8")
-            proc = LeanProcess(argv, env, workdir, input_file)
+            proc = LeanProcess(argv, env, workdir, input_file, cwd=requests)
         except OSError:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

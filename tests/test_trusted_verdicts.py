@@ -106,6 +106,9 @@ ORACLE = {  # id -> (body on TRUE, expected outcome): what a proof could do, rea
     # the glue's in-memory home folder: writable, and what one source left the next could read (a red-team find)
     "write-memory-home": (io('IO.FS.writeFile "/home/web_user/note.txt" "x"'), "rejected"),
     "read-requests": (io('let _ ← IO.FS.readFile "requests.jsonl"'), "rejected"),  # one-shot: its own folder's
+    # one-shot: the answers of the sources before it (their exported proofs) were in its folder (a red-team find)
+    "read-answers": (io('let _ ← IO.FS.readFile "stdout.jsonl"'), "rejected"),
+    "read-answers-above": (io('let _ ← IO.FS.readFile "../stdout.jsonl"'), "rejected"),
     "getenv": (io('let v ← IO.getEnv "HOME"\nif v.isNone then throw (IO.userError "") else pure ()'), "rejected"),
     "task-stdout": (
         io('let t ← IO.asTask (do\n    let o ← IO.getStdout\n    o.putStr "\\n")\nlet r ← IO.wait t\nIO.ofExcept r'),
