@@ -272,7 +272,9 @@ def _kill_when(pids: Callable[[], list[int]], ready: Callable[[], bool], seconds
     return thread
 
 
-GOOD = [Problem(f"kill{i}", f"theorem kill{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by") for i in range(30)]  # long enough to be killed mid-way
+GOOD = [
+    Problem(f"kill{i}", f"theorem kill{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by") for i in range(30)
+]  # long enough to be killed mid-way
 BAD = Problem("kill_bad", "theorem kill_bad : (2 : Nat) + 2 = 5 := by")
 
 
