@@ -23,26 +23,22 @@ RUNTIMES = ("embedded", "native")
 
 
 def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
-    """A ready runtime by name; options: timeout, workers, memory_mb, startup_timeout, warm, max_batch.
+    """A ready runtime by name; options: timeout, workers, memory_mb, startup_timeout (both), and
+    mode, warm, max_batch (embedded) or max_requests, retries, machine_slots (native).
 
     `embedded` is long-lived sessions of leangym's session program (`embedded.EmbeddedRuntime`),
     falling back to one Lean process per batch (`FileRuntime`) when a session cannot start.
-
-    `native` is a pool of Lean REPLs (`repl_runtime.native_repl_runtime`: header reuse; also
-    `workers`, `max_requests`, `retries`, `preload_header`) when the REPL is built in the Lake
-    project, else `FileRuntime` over `lean`; both accept the option names above.
+    `native` is the same session program on an elan toolchain (`native.NativeRuntime`), with the
+    Lean REPL for tactic mode's proof states when it is built. Both decide verdicts with a judge.
     """
     if name == "embedded":  # `mode="oneshot"` (or LEANGYM_EMBEDDED_MODE) forces one process per batch
         from leangym.lean_project import embedded
 
         return embedded.EmbeddedRuntime(**options)
-    if name == "native":  # `repl=False` forces the file runtime, `repl=True` the REPL pool
-        from leangym.lean_project import native, repl_runtime
+    if name == "native":
+        from leangym.lean_project import native
 
-        use_repl = options.pop("repl", None)
-        if use_repl or (use_repl is None and repl_runtime.find_repl(native.lake_project()) is not None):
-            return repl_runtime.native_repl_runtime(**options)
-        return FileRuntime(native.find_native(), **repl_runtime.file_runtime_options(options))
+        return native.NativeRuntime(**options)
     raise ValueError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
 
 

@@ -67,7 +67,7 @@ def embedded_status() -> dict[str, Any]:
 
 
 def native_status() -> dict[str, Any]:
-    """The native toolchain, the REPL build (which `get_runtime("native")` then uses) and Mathlib."""
+    """The native toolchain, the REPL build (tactic mode's proof states) and Mathlib."""
     from leangym.lean_project.repl_runtime import REPL_BUILD_HINT, find_repl
 
     info: dict[str, Any] = {"runtime": "native", "lake_project": str(native.lake_project() or "")}
@@ -87,8 +87,9 @@ def native_status() -> dict[str, Any]:
         "lean_version": launcher.version,
         "lean": str(launcher.lean),
         "repl": str(repl) if repl else f"not built: {REPL_BUILD_HINT}",
-        "checks_with": "a pool of REPL processes (header reuse)" if repl else "one `lean` process per batch",
-        "verdicts": "the audit: a confined `lean -o` of the candidate, then a kernel replay of its constants",
+        "checks_with": "sessions of the session program (`lean --run Session.lean`, header reuse)"
+        + ("; the REPL keeps tactic mode's proof states" if repl else "; tactic mode re-elaborates (no REPL)"),
+        "verdicts": "a judge (a second Lean, never sent submitted text) replays each accepted proof in the kernel",
         "sandbox": sandbox.describe(),
         "mathlib": mathlib,
         **({} if mathlib else {"mathlib_fix": mathlib_fix}),

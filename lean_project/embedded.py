@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
+from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVerdict
 from leangym.lean_project.pool import ReplPool
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl_runtime import ReplRuntime
@@ -106,8 +105,7 @@ class EmbeddedRuntime(LeanRuntime):
         self._session = session_runtime(self.launcher, workers=workers, **options) if self.mode == "session" else None
         self._sessions_work = False  # set once a session answered (and the fallback record was cleared)
         self._oneshot: FileRuntime | None = None
-        self._judge: Judge | None = None  # decides every verdict; shared (`kernel.hold_judge`), held while open
-        self._judge_lock = threading.Lock()
+        self._judge = JudgeHold(self.launcher.judge_command())  # decides every verdict; held while open
 
     @property
     def version(self) -> str:
@@ -116,10 +114,10 @@ class EmbeddedRuntime(LeanRuntime):
     @property
     def judge(self) -> Judge:
         """The trusted judge (held from first use until `close`)."""
-        with self._judge_lock:
-            if self._judge is None:
-                self._judge = hold_judge(self.launcher.judge_command())
-            return self._judge
+        return self._judge.get()
+
+    def has_judge(self) -> bool:
+        return True
 
     @property
     def session(self) -> ReplRuntime | None:
@@ -190,7 +188,4 @@ class EmbeddedRuntime(LeanRuntime):
         for r in (self._session, self._oneshot):
             if r is not None:
                 r.close()
-        with self._judge_lock:
-            judge, self._judge = self._judge, None
-        if judge is not None:
-            release_judge(judge)
+        self._judge.release()

@@ -259,3 +259,24 @@ def release_judge(judge: Judge) -> None:
             return
         _JUDGES.pop(key, None)
     judge.close()
+
+
+class JudgeHold:
+    """A runtime's hold on its toolchain's judge: taken on first use, given back by `release`."""
+
+    def __init__(self, command: ReplCommand):
+        self.command = command
+        self._judge: Judge | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Judge:
+        with self._lock:
+            if self._judge is None:
+                self._judge = hold_judge(self.command)
+            return self._judge
+
+    def release(self) -> None:
+        with self._lock:
+            judge, self._judge = self._judge, None
+        if judge is not None:
+            release_judge(judge)

@@ -1,21 +1,31 @@
-"""A native Lean toolchain (elan + Lake), driven through the same `FileRuntime` as the embedded one.
+"""A native Lean toolchain (elan + Lake), run as the embedded one is (`NativeRuntime`).
 
-Only the command line differs: `lean --run Session.lean REQUESTS` with the `LEAN_PATH` of a Lake project
-(this folder's own, or one the user points to with `LEANGYM_LAKE_PROJECT`), so Mathlib is
-importable once the project has fetched it. For many proofs against a heavy header such as
-`import Mathlib`, the REPL pool (`leangym.lean_project.repl_runtime`) elaborates the header once per worker.
+The same session program (`session/Session.lean`, plain Lean 4) runs on the native `lean` with
+the `LEAN_PATH` of a Lake project (this folder's own, or one the user points to with
+`LEANGYM_LAKE_PROJECT`), so Mathlib is importable once the project has fetched it: long-lived
+sessions check sources (a header such as `import Mathlib` elaborated once per session) and
+export each one's declarations, and a judge, never sent submitted text, decides every verdict
+(`kernel.py`). The Lean REPL, when built in the project, keeps proof states for tactic mode.
+Every native Lean that can read submitted text runs in bubblewrap (`confined`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from leangym.lean_project.process import run_to_end
+from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
+from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.process import default_workers, run_to_end
+from leangym.lean_project.repl import SCRATCH
+from leangym.lean_project.repl_runtime import ReplRuntime, find_repl, native_repl_runtime
+from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.sandbox import require_sandbox
-from leangym.lean_project.types import LeanRuntimeError
+from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
 SESSION_PROGRAM = PROJECT_DIR / "session" / "Session.lean"  # leangym's batch/session program
@@ -52,7 +62,9 @@ class NativeLauncher:
             "PATH": f"{self.sysroot / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         }
 
-    def confined(self, argv: list[str], *, reads: tuple[Path, ...] = (), writes: tuple[Path, ...] = ()) -> list[str]:
+    def confined(
+        self, argv: list[str], *, reads: Sequence[str | Path] = (), writes: Sequence[str | Path] = ()
+    ) -> list[str]:
         """`argv` (a Lean that may run submitted code) inside bubblewrap (`sandbox.py`): it reads the
         toolchain, the `.olean` folders, the project and `reads`, writes only `writes`. The native
         Lean has no other confinement: without bubblewrap this refuses, unless LEANGYM_SANDBOX=off."""
@@ -62,9 +74,15 @@ class NativeLauncher:
         mounts = (self.sysroot, *self.lean_path, *((self.project,) if self.project else ()), SESSION_PROGRAM.parent)
         return sandbox.wrap(argv, reads=(*mounts, *reads), writes=writes)
 
-    def judge_command(self) -> None:
-        """None: the native toolchain's verdicts come from the audit (`rewards/audit.py`), not a judge."""
-        return None
+    def session_command(self) -> ReplCommand:
+        """The session program on this `lean`, long-lived, reading requests on stdin in its own empty
+        folder, with request ids (it echoes them): a session, or, never sent submitted text, the judge."""
+        argv = self.confined([str(self.lean), "--run", str(SESSION_PROGRAM)], reads=(SCRATCH,))
+        return ReplCommand(tuple(argv), env=self.environment(), cwd=SCRATCH, tag_requests=True)
+
+    def judge_command(self) -> ReplCommand:
+        """How to start the judge: the session program, confined like every native Lean."""
+        return self.session_command()
 
     def can_import(self, module: str) -> bool:
         rel = Path(*module.split(".")).with_suffix(".olean")
@@ -123,3 +141,96 @@ def find_native(project: Path | None = None) -> NativeLauncher:
         raise LeanRuntimeError(f"no native Lean found (neither `lake` nor `lean` on PATH): {INSTALL_HINT}")
     version = _run([str(lean_bin), "--version"]).strip()
     return NativeLauncher(lean=lean_bin, lean_path=paths, version=version, project=project)
+
+
+class NativeRuntime(LeanRuntime):
+    """A native toolchain: sessions of the session program check and export, the judge decides, the
+    REPL (when built) keeps proof states (see the module docstring)."""
+
+    name = "native"
+
+    def __init__(
+        self,
+        launcher: NativeLauncher | None = None,
+        *,
+        workers: int | None = None,
+        timeout: float = 60.0,
+        startup_timeout: float = 600.0,
+        memory_mb: float | None = 8192,
+        max_requests: int = 1000,
+        retries: int = 1,
+        machine_slots: bool = True,
+    ):
+        self.launcher = launcher or find_native()
+        self._repl_options = {
+            **{"timeout": timeout, "startup_timeout": startup_timeout, "memory_mb": memory_mb},
+            **{"workers": workers, "max_requests": max_requests, "machine_slots": machine_slots},
+        }
+        pool = ReplPool(
+            self.launcher.session_command(),
+            workers=workers or default_workers(memory_mb),
+            memory_mb=memory_mb,
+            max_requests=max_requests,
+            retries=retries,
+            machine_slots=machine_slots,
+        )
+        self.sessions = ReplRuntime(
+            pool,
+            name="native",
+            version=self.launcher.version,
+            timeout=timeout,
+            startup_timeout=startup_timeout,
+            importable=self.launcher.can_import,
+            import_hint=self.launcher.import_hint,
+            startup_probe="",  # a session answers an empty command (its imports) first
+        )
+        self._judge = JudgeHold(self.launcher.judge_command())
+        self._repl: ReplRuntime | None = None
+        self._repl_lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.launcher.version
+
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        if export:
+            self._judge.get().start_soon()  # its start-up overlaps this check's
+        return self.sessions.check(sources, timeout=timeout, export=export)
+
+    def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
+        return self._judge.get().check(items, timeout=timeout)
+
+    def has_judge(self) -> bool:
+        return True
+
+    def can_import(self, module: str) -> bool:
+        return self.launcher.can_import(module)
+
+    def import_hint(self, module: str) -> str:
+        return self.launcher.import_hint(module)
+
+    def proof_states(self) -> ReplPool | None:
+        """The Lean REPL's pool when it is built in the Lake project (made on first use), else None."""
+        if find_repl(self.launcher.project) is None:
+            return None
+        with self._repl_lock:
+            if self._repl is None:
+                self._repl = native_repl_runtime(self.launcher.project, **self._repl_options)
+            return self._repl.pool
+
+    def health(self) -> RuntimeHealth:
+        return self.sessions.health()
+
+    def prewarm(self) -> None:
+        self._judge.get().start_soon()
+        self.sessions.prewarm()
+
+    def close(self) -> None:
+        self.sessions.close()
+        with self._repl_lock:
+            if self._repl is not None:
+                self._repl.close()
+                self._repl = None
+        self._judge.release()

@@ -171,7 +171,8 @@ class ReplRuntime(LeanRuntime):
         threading.Thread(target=self.pool.on_every_worker, args=(warm,), daemon=True).start()
 
     def health(self) -> RuntimeHealth:
-        return RuntimeHealth("session" if self.name == "embedded" else "repl", self.pool.running(), self.pool.restarts)
+        mode = "repl" if self._keeps_proof_states else "session"  # the Lean REPL, or leangym's session program
+        return RuntimeHealth(mode, self.pool.running(), self.pool.restarts)
 
     def close(self) -> None:
         self.pool.close()
@@ -205,14 +206,6 @@ def find_repl(project: Path | None) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-_REPL_ONLY = {"max_requests", "retries", "preload_header", "machine_slots"}
-
-
-def file_runtime_options(options: dict[str, Any]) -> dict[str, Any]:
-    """`native_repl_runtime` options that `FileRuntime` also takes, for when the REPL is not built."""
-    return {k: v for k, v in options.items() if k not in _REPL_ONLY}
-
-
 def native_repl_runtime(
     project: Path | None = None,
     *,
@@ -224,19 +217,14 @@ def native_repl_runtime(
     retries: int = 1,
     preload_header: str | None = None,
     machine_slots: bool = True,
-    **file_runtime_options: Any,
 ) -> ReplRuntime:
-    """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT).
-
-    Takes the `FileRuntime` options too (`warm`, `max_batch`: ignored here), so callers need not
-    know which native runtime they got.
+    """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT):
+    the proof states of tactic mode (`NativeRuntime.proof_states`). Its Lean cannot export what a
+    source declared, so a verifier on it alone falls back to the native audit (`rewards/audit.py`).
     """
     from leangym.lean_project import native
 
     workers = workers or default_workers(memory_mb)
-    unknown = set(file_runtime_options) - {"warm", "max_batch"}
-    if unknown:
-        raise TypeError(f"unknown option(s) for the native REPL runtime: {', '.join(sorted(unknown))}")
     launcher = native.find_native(project)
     repl = find_repl(launcher.project)
     if repl is None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
-from leangym.lean_project.kernel import Judge, KernelCheck, KernelVerdict, hold_judge, release_judge
+from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
@@ -71,6 +71,10 @@ class LeanRuntime(ABC):
         (the native runtime's verdicts come from its audit instead: `rewards/audit.py`)."""
         detail = f"the {self.name} runtime has no trusted judge"
         return [KernelVerdict("error", reason="no_judge", detail=detail) for _ in items]
+
+    def has_judge(self) -> bool:
+        """Whether `kernel_check` answers (else a verifier falls back to the native audit, `rewards/audit.py`)."""
+        return False
 
     @abstractmethod
     def can_import(self, module: str) -> bool:
@@ -156,7 +160,8 @@ class FileRuntime(LeanRuntime):
         self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
         self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
-        self._judge: Judge | None = None  # held from the first `kernel_check` to `close`
+        command = launcher.judge_command()
+        self._judge = JudgeHold(command) if command is not None else None  # held from first use to `close`
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
@@ -173,14 +178,12 @@ class FileRuntime(LeanRuntime):
         return self.launcher.import_hint(module)
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
-        command = self.launcher.judge_command()
-        if command is None:
+        if self._judge is None:
             return super().kernel_check(items, timeout=timeout)
-        with self._lock:
-            if self._judge is None:
-                self._judge = hold_judge(command)
-            judge = self._judge
-        return judge.check(items, timeout=timeout)
+        return self._judge.get().check(items, timeout=timeout)
+
+    def has_judge(self) -> bool:
+        return self._judge is not None
 
     # -- public API -------------------------------------------------------------------
 
@@ -219,9 +222,8 @@ class FileRuntime(LeanRuntime):
             for proc in self._spares:
                 proc.cleanup()
             self._spares.clear()
-            judge, self._judge = self._judge, None
-        if judge is not None:
-            release_judge(judge)
+        if self._judge is not None:
+            self._judge.release()
 
     def _forget_parent_processes(self) -> None:
         """In a forked child (an async vector env worker), the spares are the parent's: drop, don't kill."""

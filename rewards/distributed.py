@@ -277,6 +277,9 @@ class RayRuntime(LeanRuntime):
             lambda why: KernelVerdict("error", reason="lost", detail=why),
         )
 
+    def has_judge(self) -> bool:
+        return True  # each actor's runtime is one `get_runtime` makes by name, and every such one has a judge
+
     def prewarm(self) -> None:
         self.actor_pool.describe([])  # returns once every actor (and its Lean) is up
 

@@ -16,11 +16,11 @@ For each submission, in order (the first that applies decides):
    prover's feedback and can only reject (an error, a `sorry`); it also exports the
    declarations each source added. The runtime checks each source from the header's
    environment alone, and a source Lean died on once more in a fresh process;
-6. the verdict `proved` comes only from a trusted check that runs no submitted text: on the
-   embedded runtime, the judge (`lean_project/kernel.py`) replays the exported declarations
+6. the verdict `proved` comes only from a trusted check that runs no submitted text: the
+   judge (`lean_project/kernel.py`, on both runtimes) replays the exported declarations
    through the kernel on top of the trusted header and statement, checks the theorem's type
    against the reference statement's, and lists its axioms (none of `UNSOUND_AXIOMS` unless
-   the policy allows them); on the native runtime, the audit (`audit.py`).
+   the policy allows them); on a bare REPL pool, whose Lean cannot export, the audit (`audit.py`).
 
 `error` verdicts (the runtime could not decide) are never cached: the caller retries them
 (`verify_with_retries`).
@@ -190,11 +190,11 @@ class Verifier:
     def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
         """Step 5 (and 6): one `check` call for every job."""
         started = time.monotonic()
-        native = runtime.name == "native"
+        judged = runtime.has_judge()
         try:
-            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout, export=not native)
+            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout, export=judged)
             verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
-            if native:
+            if not judged:  # a bare REPL pool: its Lean cannot export, the native audit decides
                 return self._audit(jobs, verdicts) if self.policy.audit else verdicts
             return self._kernel(runtime, jobs, results, verdicts)
         except (LeanRuntimeError, RuntimeError, OSError) as e:

@@ -1,4 +1,4 @@
-"""The REPL runtime on a real native Lean: skipped (with the reason) unless `leangym doctor` finds one.
+"""The native runtime and its REPL on a real native Lean: skipped (with the reason) unless `leangym doctor` finds one.
 
 Needs the toolchain and the REPL built in the Lake project (docs/native.md); the Mathlib test
 also needs Mathlib. Everything sent to Lean goes in one batch per module fixture.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from leangym.lean_project import get_runtime
+from leangym.lean_project import FileRuntime, get_runtime
 from leangym.lean_project.doctor import native_status
-from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.native import find_native
+from leangym.lean_project.repl_runtime import ReplRuntime, native_repl_runtime
 from leangym.lean_project.tactics import ReplTactics
 from leangym.rewards.audit import parse_axioms
 
@@ -33,8 +34,7 @@ MATHLIB = "import Mathlib\ntheorem t5 : Nat.gcd 180 168 = 12 := by norm_num"
 
 @pytest.fixture(scope="module")
 def repl_lean() -> ReplRuntime:
-    lean = get_runtime("native", timeout=120.0, workers=2)
-    assert isinstance(lean, ReplRuntime)
+    lean = native_repl_runtime(timeout=120.0, workers=2)
     yield lean
     lean.close()
 
@@ -60,12 +60,14 @@ def test_axioms_followup(checked):
     assert names is not None and "sorryAx" not in names
 
 
-def test_same_verdicts_as_the_file_runtime(checked):
-    with get_runtime("native", repl=False, timeout=120.0) as file_lean:
-        by_file = file_lean.check([PROVED, REJECTED, SORRY])
-    for via_repl, via_file in zip(checked, by_file, strict=False):
-        assert via_repl.result.error_free == via_file.error_free
-        assert [m.severity for m in via_repl.result.messages] == [m.severity for m in via_file.messages]
+def test_same_verdicts_from_the_session_program(checked):
+    """The native runtime's sessions and one-shot batches (the session program) say what the REPL says."""
+    with get_runtime("native", timeout=120.0) as sessions, FileRuntime(find_native(), timeout=120.0) as batches:
+        answers = [sessions.check([PROVED, REJECTED, SORRY]), batches.check([PROVED, REJECTED, SORRY])]
+    for by_program in answers:
+        for via_repl, other in zip(checked, by_program, strict=False):
+            assert via_repl.result.error_free == other.error_free
+            assert [m.severity for m in via_repl.result.messages] == [m.severity for m in other.messages]
 
 
 def test_tactic_mode(repl_lean):
