@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="wall-clock seconds per proof (default 60)")
     p.add_argument("--heartbeats", type=int, default=400_000, help="maxHeartbeats per proof, 0 = none")
     p.add_argument("--allow-native-decide", action="store_true", help="accept proofs that trust the compiler")
-    p.add_argument("--no-audit", action="store_true", help="native runtime: skip the kernel-side audit")
+    p.add_argument("--no-audit", action="store_true", help="no judge (a bare REPL pool): skip the kernel audit")
     p.add_argument("--chunk", type=int, default=256, help="submissions per Lean batch (default 256)")
     add_server_flag(p)
     p.add_argument(

@@ -51,8 +51,9 @@ class Policy:
     holds `debug.skipKernelTC`) is refused whatever this list says."""
 
     audit: bool = True
-    """Native runtime: re-check each proved candidate with the kernel in a separate, trusted Lean
-    run (`rewards/audit.py`). No effect on the embedded runtime, which cannot run it."""
+    """A runtime with no judge (a bare pool of Lean REPLs): re-check each proved candidate with the
+    kernel in a separate Lean run (`rewards/audit.py`). No effect where a judge decides (both
+    runtimes `get_runtime` makes)."""
 
     @property
     def allowed_axioms(self) -> frozenset[str]:
