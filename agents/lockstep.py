@@ -50,6 +50,9 @@ class LockstepRuntime(LeanRuntime):
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         return self.inner.kernel_check(items, timeout=timeout)
 
+    def has_judge(self) -> bool:
+        return self.inner.has_judge()
+
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:

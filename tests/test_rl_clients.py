@@ -97,6 +97,9 @@ class _Failing(LeanRuntime):
     def kernel_check(self, items, *, timeout=None):  # type: ignore[no-untyped-def]
         return self.inner.kernel_check(items, timeout=timeout)
 
+    def has_judge(self) -> bool:
+        return self.inner.has_judge()
+
 
 @pytest.mark.lean
 def test_verl_reward_calls(lean: LeanRuntime) -> None:
