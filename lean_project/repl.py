@@ -195,6 +195,7 @@ class ReplProcess:
         self.memory_mb = memory_mb
         self.tag_requests = tag_requests
         self.requests = 0  # answered requests (the pool recycles a worker after many)
+        self._memory_checked = 0.0  # when the memory cap was last checked
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
         self._dir = private_dir("leangym-repl-")
         self._owner = os.getpid()  # a forked child (an async vector env) must not end its parent's Lean
@@ -341,9 +342,12 @@ class ReplProcess:
         if time.monotonic() > deadline:
             self.kill()
             raise ReplFailure(InfraError("timeout", "no answer within the time limit"))
-        if self.memory_mb is not None and (rss := group_rss_mb(self.pid)) > self.memory_mb:
-            self.kill()
-            raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
+        now = time.monotonic()
+        if self.memory_mb is not None and now - self._memory_checked >= _MEMORY_POLL_S:
+            self._memory_checked = now  # a scan of /proc for the process group: twice a second at most
+            if (rss := group_rss_mb(self.pid)) > self.memory_mb:
+                self.kill()
+                raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
         if not self.alive():
             raise self._died()
 
