@@ -302,23 +302,20 @@ def default_workers(memory_mb: float | None) -> int:
     return by_cores if not memory_mb else max(1, min(by_cores, int(machine_memory_mb() // memory_mb)))
 
 
-def group_rss_mb(pgid: int) -> float:
-    """Anonymous resident memory of a whole process group, in MiB: a Lean started by `popen_owned`
-    with what it started (bubblewrap's child, Node's threads are one process).
+def group_rss_mb(leader: int) -> float:
+    """Anonymous resident memory of a process and every process under it, in MiB: a Lean started
+    by `popen_owned` with what it started (bubblewrap's child; Node's threads are one process).
 
     File-backed pages (a native toolchain's memory-mapped `.olean` files, Mathlib's run to
-    gigabytes and are shared) are not counted.
+    gigabytes and are shared) are not counted. Read from the kernel's list of each process's
+    children (two small files a process: pools ask after every request).
     """
-    total = 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:  # field 5: the process group
-                total += private_rss_mb(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
+    total, todo = 0.0, [leader]
+    while todo:
+        pid = todo.pop()
+        total += private_rss_mb(pid)
+        with contextlib.suppress(OSError, ValueError):  # children its main thread started (Lean's threads start none)
+            todo += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     return total
 
 
