@@ -192,6 +192,10 @@ class NativeRuntime(LeanRuntime):
     def version(self) -> str:
         return self.launcher.version
 
+    @property
+    def lean_batches(self) -> int:  # type: ignore[override]
+        return self.sessions.lean_batches
+
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:

@@ -101,7 +101,7 @@ def test_native_verdicts_come_from_the_judge_inside_the_sandbox(native: NativeRu
         "writes its toolchain": "rejected",
     }, [(n, v.reasons, v.detail[:200]) for n, v in zip(rows, verdicts, strict=True)]
     assert native.launcher.lean.read_text().startswith("#!/bin/sh")  # unchanged
-    assert native.has_judge() and native.health().mode == "session"
+    assert native.has_judge() and native.health().mode == "session" and native.lean_batches == 1
 
 
 def test_the_native_judge_refuses_a_forged_export(native: NativeRuntime) -> None:
