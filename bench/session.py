@@ -38,7 +38,7 @@ from runtime_batching import problem_and_proof  # the same small proofs (bench/ 
 import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean_project import FileRuntime, embedded, get_runtime, toolchain
-from leangym.lean_project.process import default_workers, group_rss_mb, private_dir
+from leangym.lean_project.process import default_workers, private_dir, tree_rss_mb
 from leangym.rewards import Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"
@@ -73,7 +73,7 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(group_rss_mb(pid) for pid in _children()))
+            self.peak = max(self.peak, sum(tree_rss_mb(pid) for pid in _children()))
             time.sleep(0.2)
 
     def __enter__(self) -> PeakSampler:
@@ -178,11 +178,11 @@ def memory(checks: int, workers: int) -> None:
     step = max(1, checks // 4)
     runtime.check([SMALL])
     pid = runtime.pool.workers[0].process.pid
-    print(f"  after {0:>5} checks: {group_rss_mb(pid) / 1024:.2f} GB")
+    print(f"  after {0:>5} checks: {tree_rss_mb(pid) / 1024:.2f} GB")
     for done in range(step, checks + 1, step):
         sources = [f"theorem m{i} (n : Nat) : n + {i} = {i} + n := by omega" for i in range(done - step, done)]
         wall = timed(lambda sources=sources: runtime.check(sources))
-        print(f"  after {done:>5} checks: {group_rss_mb(pid) / 1024:.2f} GB ({wall / step * 1000:.0f} ms a check)")
+        print(f"  after {done:>5} checks: {tree_rss_mb(pid) / 1024:.2f} GB ({wall / step * 1000:.0f} ms a check)")
     assert runtime.pool.workers[0].process.pid == pid, "the session was restarted"
     runtime.close()
 

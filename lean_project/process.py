@@ -7,8 +7,8 @@
   process (file runs, spares, REPLs) is started from one long-lived thread (`popen_owned`).
 * Output goes to files, not pipes: nothing blocks if nobody reads, and no reader thread
   is needed. `read_new()` reads what was appended since the last call.
-* Memory is watched by summing the resident set of the process group; past the cap the
-  group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large virtual
+* Memory is watched by summing the resident set of the process and its children (`tree_rss_mb`);
+  past the cap the group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large virtual
   address ranges up front.) No file it writes may grow past `max_output_bytes()`
   (RLIMIT_FSIZE): a proof's code can write to stderr, which is a file here.
 * `run_to_end` is the whole life of one short Lean run (the native audit's `lean -o` and
@@ -207,7 +207,7 @@ class LeanProcess:
         return self._proc.poll()
 
     def rss_mb(self) -> float:
-        return group_rss_mb(self.pid)
+        return tree_rss_mb(self.pid)
 
     def stderr_tail(self, n: int = 2000) -> str:
         return stderr_tail(self.stderr_path, n)
@@ -302,7 +302,7 @@ def default_workers(memory_mb: float | None) -> int:
     return by_cores if not memory_mb else max(1, min(by_cores, int(machine_memory_mb() // memory_mb)))
 
 
-def group_rss_mb(leader: int) -> float:
+def tree_rss_mb(leader: int) -> float:
     """Anonymous resident memory of a process and every process under it, in MiB: a Lean started
     by `popen_owned` with what it started (bubblewrap's child; Node's threads are one process).
 

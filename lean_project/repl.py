@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import group_rss_mb, kill_group, popen_owned, private_dir, stderr_tail
+from leangym.lean_project.process import kill_group, popen_owned, private_dir, stderr_tail, tree_rss_mb
 from leangym.lean_project.types import InfraError, Message, Position
 
 SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
@@ -344,8 +344,8 @@ class ReplProcess:
             raise ReplFailure(InfraError("timeout", "no answer within the time limit"))
         now = time.monotonic()
         if self.memory_mb is not None and now - self._memory_checked >= _MEMORY_POLL_S:
-            self._memory_checked = now  # a scan of /proc for the process group: twice a second at most
-            if (rss := group_rss_mb(self.pid)) > self.memory_mb:
+            self._memory_checked = now  # twice a second at most: reads go on while Lean answers
+            if (rss := tree_rss_mb(self.pid)) > self.memory_mb:
                 self.kill()
                 raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
         if not self.alive():
@@ -369,7 +369,7 @@ class ReplProcess:
         return stderr_tail(self._dir / "stderr.txt", n)
 
     def rss_mb(self) -> float:
-        return group_rss_mb(self.pid)
+        return tree_rss_mb(self.pid)
 
     def kill(self) -> None:
         """Kill the process group at once and reap it."""

@@ -165,7 +165,7 @@ class NativeAudit:
         """One confined `lean` run (`NativeLauncher.confined`) that imports from `modules`, under the
         process layer's slot, group and caps."""
         limit = self.policy.timeout + 120.0  # the proof's own limit, plus loading the imports
-        confined = self.launcher.confined(argv, reads=tuple(reads), writes=tuple(writes))
+        confined = self.launcher.confined(argv, reads=reads, writes=writes)
         env = self.launcher.environment(*modules)
         return run_to_end(confined, env, timeout=limit, memory_mb=self.memory_mb)
 
