@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup sandbox demo test lint bench clean
+.PHONY: setup sandbox demo test test-verl lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,22 @@ test: setup
 	$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# verl's multi-turn tools (envs/verl_tools.py) inside verl itself: verl 0.9.1 pins an older
+# transformers than TRL, so it gets an environment of its own (tests/with_verl/requirements.txt).
+VERL_VENV  ?= .venv-verl
+VERL_STAMP := $(VERL_VENV)/.installed
+
+$(VERL_STAMP): tests/with_verl/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/pip install --quiet --upgrade pip
+	$(VERL_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VERL_VENV)/bin/pip install --quiet -c tests/with_verl/requirements.txt -r tests/with_verl/requirements.txt
+	$(VERL_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(VERL_STAMP)
+
+test-verl: setup $(VERL_STAMP)
+	$(VERL_VENV)/bin/python -m pytest -q tests/with_verl
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -47,4 +63,4 @@ bench: setup
 	$(BIN)/python bench/runtime_batching.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VERL_VENV) build *.egg-info

@@ -132,6 +132,11 @@ class ProofRevisionEnv(_Episode):
         self.submitted, self.final = proof, self._verify(proof)
         return feedback(self.final)
 
+    @property
+    def ended(self) -> bool:
+        """Is a proof submitted (the episode over)?"""
+        return self.final is not None
+
     def get_reward(self) -> float | None:
         """1.0 for a submitted proof that is `proved`, 0.0 otherwise; None when Lean could not judge it."""
         if self.final is None:
@@ -221,6 +226,11 @@ class TacticAgentEnv(_Episode):
         except KeyError:
             return f"No state {state_id!r} in this episode; states seen: {', '.join(self._env.states)}"
         return f"State {state_id}:\n" + (observation["goals"] or "no goals")
+
+    @property
+    def ended(self) -> bool:
+        """Is no goal left, or the budget of tactics spent?"""
+        return self._env is not None and self._live() is None
 
     def get_reward(self) -> float | None:
         """1.0 when no goal is left and the whole proof is `proved`; None when Lean could not judge it."""
