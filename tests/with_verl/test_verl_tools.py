@@ -13,28 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-verl = pytest.importorskip("verl", reason="verl runs in its own environment: make test-verl")
+pytest.importorskip("verl", reason="verl runs in its own environment: make test-verl")
 
-from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap  # noqa: E402
-from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop  # noqa: E402
-from verl.tools.tool_registry import initialize_tools_from_config  # noqa: E402
-from verl.workers.rollout.replica import TokenOutput  # noqa: E402
+from verl.tools.tool_registry import initialize_tools_from_config
 
-from leangym.agents.tiny import TACTICS, build_tiny_agent, tool_call  # noqa: E402
-from leangym.envs.agentic import ProofRevisionEnv, TacticAgentEnv  # noqa: E402
-from leangym.envs.problems import load_problems  # noqa: E402
-from leangym.envs.verl_tools import EPISODES, tool_score  # noqa: E402
-from leangym.rewards import Policy, Problem, Verifier, get_verifier  # noqa: E402
-from leangym.rewards.adapters import VerifierUnavailable  # noqa: E402
+from leangym.envs.agentic import ProofRevisionEnv, TacticAgentEnv
+from leangym.envs.problems import load_problems
+from leangym.envs.verl_tools import EPISODES, tool_score
+from leangym.rewards import Policy, Problem, Verifier, get_verifier
+from leangym.rewards.adapters import VerifierUnavailable
 
 pytestmark = pytest.mark.lean
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
+sys.path.insert(0, str(EXAMPLES))
+from verl_multiturn import rollouts, tiny_agent_loop  # noqa: E402  (the example runs the same loop)
+
 TOY = load_problems("toy")[:4]  # closed by omega, decide, simp, … (one tactic each)
 ADD = "theorem add_swap (a b : Nat) (h : a = b) : a + 0 = b := by"
 
@@ -111,55 +111,12 @@ def test_tool_score() -> None:
         tool_score("lean", "", None, {"tool_rewards": [0.0, math.nan]})
 
 
-class TinyServer:
-    """verl's LLM server, played by the tiny model: it samples a reply to the prompt's token ids."""
-
-    def __init__(self, model: Any, tokenizer: Any) -> None:
-        self.model, self.tokenizer = model, tokenizer
-
-    async def generate(self, request_id: str, prompt_ids: list[int], sampling_params: dict, **_: Any) -> TokenOutput:
-        import torch
-
-        with torch.no_grad():
-            out = self.model.generate(
-                torch.tensor([prompt_ids]), do_sample=True, max_new_tokens=4,
-                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            )  # fmt: skip
-        return TokenOutput(token_ids=out[0, len(prompt_ids) :].tolist(), stop_reason="completed")
-
-
-def agent_loop(config: str, episode: Any, actions: list[str]) -> ToolAgentLoop:
-    """verl's `ToolAgentLoop` with the example tools and the tiny model as its server."""
-    import torch
-    from omegaconf import OmegaConf
-
-    torch.manual_seed(0)
-    model, tokenizer = build_tiny_agent([p.formal_statement for p in TOY], episode, actions)
-    rollout = {
-        "multi_turn": {"max_user_turns": 4, "max_assistant_turns": 4, "max_parallel_calls": 1, "format": "hermes",
-                       "max_tool_response_length": 1024, "tool_response_truncate_side": "middle"},
-        "prompt_length": 2048, "response_length": 2048, "full_determinism": True,  # request id: det-<priority>
-    }  # fmt: skip
-    return ToolAgentLoop(
-        trainer_config=DictConfigWrap(OmegaConf.create({"actor_rollout_ref": {"rollout": rollout}})),
-        server_manager=TinyServer(model, tokenizer), tokenizer=tokenizer, processor=None, dataset_cls=None,
-        data_config=DictConfigWrap(OmegaConf.create({})), tools=ToolListWrap(list(tools(config).values())),
-    )  # fmt: skip
-
-
-def rollouts(loop: ToolAgentLoop, names: list[str], first: int) -> list[Any]:
-    """Six trajectories per toy problem, as verl's agent loop worker runs them (one `run` each; with
+def run(mode: str, first: int) -> list[Any]:
+    """Six trajectories per toy problem in verl's agent loop (docs/examples/verl_multiturn.py; with
     the tiny model's uniform choice, a whole-proof trajectory is proved ~1 time in 4)."""
-
-    async def run_all() -> list[Any]:
-        jobs = []
-        for i, p in enumerate([p for p in TOY for _ in range(6)]):
-            row = {"formal_statement": p.formal_statement, "name": p.name}
-            jobs.append(loop.run({"temperature": 1.0}, priority=first + i, raw_prompt=[{"role": "user",
-                        "content": p.formal_statement}], tools_kwargs={n: {"create_kwargs": row} for n in names}))  # fmt: skip
-        return await asyncio.gather(*jobs)
-
-    return loop.loop.run_until_complete(run_all())  # the event loop verl's agent loop was made on
+    rows = [{"formal_statement": p.formal_statement, "name": p.name} for p in TOY for _ in range(6)]
+    loop = tiny_agent_loop(mode, [p.formal_statement for p in TOY])
+    return rollouts(loop, mode, rows, first=first)
 
 
 def fresh_rewards(pairs: list[tuple[Problem, str]]) -> list[float]:
@@ -169,9 +126,7 @@ def fresh_rewards(pairs: list[tuple[Problem, str]]) -> list[float]:
 
 
 def test_proof_tools_in_verls_tool_agent_loop() -> None:
-    actions = [tool_call(t, proof=p) for t in ("check_proof", "submit_proof") for p in TACTICS]
-    loop = agent_loop("verl_proof_tools.yaml", ProofRevisionEnv("embedded"), actions)
-    outputs = rollouts(loop, ["check_proof", "submit_proof"], first=100)
+    outputs = run("proofs", first=100)
     scores = [tool_score("lean", "", None, out.extra_fields) for out in outputs]
     episodes = [EPISODES.find(ProofRevisionEnv, f"det-{100 + i}") for i in range(len(outputs))]
     assert all(e is not None for e in episodes)  # every trajectory called Lean
@@ -183,9 +138,7 @@ def test_proof_tools_in_verls_tool_agent_loop() -> None:
 
 
 def test_tactic_tools_in_verls_tool_agent_loop() -> None:
-    actions = [tool_call("run_tactic", tactic=t) for t in TACTICS]
-    loop = agent_loop("verl_tactic_tools.yaml", TacticAgentEnv("embedded"), actions)
-    outputs = rollouts(loop, ["run_tactic", "goals", "backtrack"], first=200)
+    outputs = run("tactics", first=200)
     scores = [tool_score("lean", "", None, out.extra_fields) for out in outputs]
     episodes = [EPISODES.find(TacticAgentEnv, f"det-{200 + i}") for i in range(len(outputs))]
     closed = [(Problem("t", e.problem.formal_statement), e.proof) for e in episodes if e.reward == 1.0]
