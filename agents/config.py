@@ -4,20 +4,22 @@ A config has top-level keys (the run) and two sections that are the algorithm's 
 sampler's own settings: `grpo:` (`GRPOConfig`, agents/grpo.py) and `sampling:`
 (`SamplingConfig`, agents/generation.py). On the command line, `grpo.lr=1e-5` sets a key
 of a section. An unknown key is an error that says where the key belongs, or what it is
-closest to; a value of the wrong type is an error naming the key.
+closest to; the values are checked against the dataclasses' types by pydantic (a number
+YAML read as text, such as `1e-6`, is parsed), and an error names the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+
 from leangym.agents.generation import SamplingConfig
-from leangym.agents.grpo import GRPOConfig, LossNorm
+from leangym.agents.grpo import GRPOConfig
 from leangym.agents.prompts import DEFAULT_STOP, TEMPLATES
 from leangym.agents.tiny import TACTICS
 
@@ -30,6 +32,7 @@ NOT_SETTINGS = {
 }
 
 
+@with_config(ConfigDict(coerce_numbers_to_str=True))  # `output_dir: 2024` is a folder's name
 @dataclass
 class TrainConfig:
     """Every setting of a run; YAML keys and `key=value` overrides use these names.
@@ -90,13 +93,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         g, s = self.grpo, self.sampling
-        norms = typing.get_args(LossNorm)
         checks = [
             (self.steps >= 1, "steps must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (g.group_size >= 2, "grpo.group_size must be >= 2: advantages compare samples of a group"),
             (self.template in TEMPLATES, f"template must be one of {', '.join(TEMPLATES)}"),
-            (g.loss_norm in norms, f"grpo.loss_norm must be one of {', '.join(norms)}"),
             (self.generator in ("auto", "transformers", "vllm"), "generator must be auto, transformers or vllm"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.dtype in ("float32", "bfloat16"), "dtype must be float32 or bfloat16"),
@@ -147,23 +148,30 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         else:
             values[key] = value
 
-    defaults = TrainConfig()
     top = {key: value for key, value in values.items() if key not in SECTIONS}
     _check_keys(top, None)
-    top = {key: _coerce(key, value, getattr(defaults, key)) for key, value in top.items()}
-    sections: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
+    for name in SECTIONS:
         given = values.get(name) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {given!r}")
         _check_keys(given, name)
-        if name == "sampling" and given.get("stop") is None:  # unset: the template's stop strings
-            given = {**given, "stop": DEFAULT_STOP.get(top.get("template", defaults.template), ())}
-        default = getattr(defaults, name)
-        sections[name] = cls(**{k: _coerce(f"{name}.{k}", v, getattr(default, k)) for k, v in given.items()})
-    cfg = TrainConfig(**top, **sections)
+        values[name] = given
+    if values["sampling"].get("stop") is None:  # unset: the template's stop strings
+        values["sampling"]["stop"] = DEFAULT_STOP.get(values.get("template", TrainConfig.template), ())
+    try:
+        cfg = _TYPES.validate_python(values)
+    except ValidationError as e:
+        raise ConfigError("; ".join(_explain(error) for error in e.errors())) from None
     cfg.validate()
     return cfg
+
+
+_TYPES = TypeAdapter(TrainConfig)  # checks and converts a dict of settings into a TrainConfig
+
+
+def _explain(error: Any) -> str:
+    """One of pydantic's errors as a config error: the key, what was wrong, the value given."""
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']} (got {error['input']!r})"
 
 
 def _check_keys(given: dict[str, Any], section: str | None) -> None:
@@ -182,27 +190,3 @@ def _check_keys(given: dict[str, Any], section: str | None) -> None:
             raise ConfigError(f"unknown key {key!r} {where}: it belongs {place} ({home})")
         near = difflib.get_close_matches(key, known, n=1)
         raise ConfigError(f"unknown key {key!r} {where}" + (f" (did you mean {near[0]!r}?)" if near else ""))
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a value against its default's type; numbers written as strings (YAML reads `1e-6` so) are parsed."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        try:
-            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
-        except ValueError:
-            number = None
-        if number is None or (isinstance(default, int) and number != int(number)):
-            kind = "an integer" if isinstance(default, int) else "a number"
-            raise ConfigError(f"{key} must be {kind}, got {value!r}")
-        return int(number) if isinstance(default, int) else number
-    if isinstance(default, str):
-        return str(value)
-    if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
-        return tuple(value)
-    return value
