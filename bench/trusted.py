@@ -10,7 +10,7 @@ replays every accepted proof through the kernel in a second process (`lean_proje
    verdict path) against a verdict with the judge (`Verifier.verify_batch`).
 2. Warm: `--proofs` new small proofs (the mix of bench/runtime_batching.py), steady state: the
    untrusted check alone against `verify_batch` with the judge (the same proofs' twins, so
-   neither answer is cached), and the judge's own share.
+   neither answer is cached), and the judge's own share and its resident memory after the run.
 
 Ratios are printed beside each pair; every number comes from this one run.
 """
@@ -59,10 +59,12 @@ def warm(n: int) -> None:
     wall = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[:n])))
     assert all(v.proved for v in verdicts), [v for v in verdicts if not v.proved][:1]
     judge_before = runtime.judge.pool.answered()
+    judge_mb = runtime.judge.pool.worker(0).process.rss_mb()  # resident after the run: the judge's own cost
     runtime.close()
     row("untrusted check alone", base)
     row("verify_batch with the judge", wall, None, base)
     print(f"  {'':<46} ({wall / n * 1000:.0f} ms a proof; judge requests so far {judge_before})")
+    print(f"  the judge process after the run: {judge_mb / 1024:.2f} GB resident")
 
 
 def main() -> None:
