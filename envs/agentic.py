@@ -33,6 +33,7 @@ from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.adapters import make_problem
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
+from leangym.rewards.submission import parse_statement
 from leangym.rewards.verdict import Verdict
 from leangym.rewards.verifier import get_verifier
 
@@ -75,9 +76,13 @@ class _Episode:
         self.problem: Problem | None = None
 
     def _problem(self, row: dict[str, Any]) -> Problem:
+        """The row's problem; an unusable statement is a ValueError here, not a verdict `error` at every proof."""
         if "formal_statement" not in row:
             raise ValueError("the dataset needs a `formal_statement` column (and optionally `header`, `name`)")
-        return make_problem(str(row["formal_statement"]), row.get("header"), row.get("name"))
+        statement = str(row["formal_statement"])
+        if parse_statement(statement).name is None:  # raises unless it ends in `:=` or `:= by`
+            raise ValueError("the formal_statement must declare a named theorem (`theorem name … :=`), not `example`")
+        return make_problem(statement, row.get("header"), row.get("name"))
 
 
 class ProofRevisionEnv(_Episode):
@@ -136,6 +141,11 @@ class ProofRevisionEnv(_Episode):
     def ended(self) -> bool:
         """Is a proof submitted (the episode over)?"""
         return self.final is not None
+
+    @property
+    def final_proof(self) -> str | None:
+        """The submitted proof (None before)."""
+        return self.submitted
 
     def get_reward(self) -> float | None:
         """1.0 for a submitted proof that is `proved`, 0.0 otherwise; None when Lean could not judge it."""
@@ -231,6 +241,11 @@ class TacticAgentEnv(_Episode):
     def ended(self) -> bool:
         """Is no goal left, or the budget of tactics spent?"""
         return self._env is not None and self._live() is None
+
+    @property
+    def final_proof(self) -> str | None:
+        """The proof of the current state's path once the episode ended (None before)."""
+        return self.proof if self.ended else None
 
     def get_reward(self) -> float | None:
         """1.0 when no goal is left and the whole proof is `proved`; None when Lean could not judge it."""

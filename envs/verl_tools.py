@@ -4,8 +4,11 @@ verl's `ToolAgentLoop` reads a tool config (`actor_rollout_ref.rollout.multi_tur
 and, for *every* tool call, runs `create(create_kwargs=…)`, `execute(instance_id, arguments,
 agent_data=…)` and `release(instance_id)`. A proof episode spans many calls, so `LeanTool` keeps
 one episode (`ProofRevisionEnv` or `TacticAgentEnv` of `envs/agentic.py`, the TRL environments)
-per trajectory, keyed by verl's `agent_data.request_id`, and made at that trajectory's first call
-from the sample's `tools_kwargs.<tool>.create_kwargs` (its `formal_statement`, `header`, `name`).
+per trajectory, made at that trajectory's first call from the sample's
+`tools_kwargs.<tool>.create_kwargs` (its `formal_statement`, `header`, `name`). A trajectory is
+verl's `AgentData` object of one rollout, held weakly: its episode ends with it. (Not its
+`request_id`: under `full_determinism` the ids repeat at every step, and an episode keyed by one
+would carry a finished check budget, or another sample's problem, into the next step.)
 
     # tools.yaml (docs/examples/verl_tools.yaml): one entry per tool, the schema comes from its docstring
     tools:
@@ -18,7 +21,9 @@ Rewards. `execute` returns the episode's reward when the call ends it (a submitt
 last goal closed: 1.0 only for a trusted `proved` verdict) and 0.0 before; verl appends these to
 the trajectory's `tool_rewards`, which its reward loop hands to the score function in
 `extra_info`: set `custom_reward_function.path` to this file and `name` to `tool_score`. A verdict
-`error` (Lean itself failed) is NaN there, and `tool_score` raises rather than score it 0.
+`error` (Lean itself failed) is NaN there, and `tool_score` raises rather than score it 0. The
+call that ends an episode also writes the final proof and its reward into the trajectory's
+`extra_fields` (`lean_proof`, `lean_reward`), which verl keeps beside the rollout.
 
 This module imports verl: it is loaded by verl's tool registry, in an environment that has verl
 (`make test-verl` builds one: verl pins an older transformers than TRL).
@@ -29,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
@@ -55,37 +61,46 @@ TOOLS: dict[str, tuple[type[Episode], Callable[..., str]]] = {
 
 
 class Episodes:
-    """The live episodes of this process, one per (episode type, trajectory), shared by the tools
-    of a mode (`check_proof` and `submit_proof` act on one episode). The oldest go beyond `limit`:
-    verl does not say when a trajectory ends."""
+    """The live episodes of this process, one per (trajectory, episode type), shared by the tools of a
+    mode (`check_proof` and `submit_proof` act on one episode). A trajectory is any object that
+    stands for one rollout (verl's `AgentData`); it is held weakly, so its episodes go with it."""
 
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
-        self._episodes: OrderedDict[tuple[type[Episode], str], tuple[Episode, threading.Lock]] = OrderedDict()
+    def __init__(self) -> None:
+        self._episodes: weakref.WeakKeyDictionary[Any, dict[type[Episode], tuple[Episode, threading.Lock]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
-    def get(self, kind: type[Episode], key: str, make: Callable[[], Episode]) -> tuple[Episode, threading.Lock]:
-        """The episode of trajectory `key`, made by `make` at its first call (outside the lock: it runs Lean)."""
+    def get(self, trajectory: Any, kind: type[Episode], make: Callable[[], Episode]) -> tuple[Episode, threading.Lock]:
+        """The episode of `trajectory`, made by `make` at its first call (outside the lock: it runs Lean)."""
         with self._lock:
-            found = self._episodes.get((kind, key))
+            found = self._episodes.get(trajectory, {}).get(kind)
         if found is None:
             made = (make(), threading.Lock())
             with self._lock:
-                found = self._episodes.setdefault((kind, key), made)
-                while len(self._episodes) > self.limit:
-                    self._episodes.popitem(last=False)
-        with self._lock:
-            if (kind, key) in self._episodes:
-                self._episodes.move_to_end((kind, key))
+                found = self._episodes.setdefault(trajectory, {}).setdefault(kind, made)
         return found
 
-    def find(self, kind: type[Episode], key: str) -> Episode | None:
+    def find(self, trajectory: Any, kind: type[Episode]) -> Episode | None:
         with self._lock:
-            found = self._episodes.get((kind, key))
-            return None if found is None else found[0]
+            found = self._episodes.get(trajectory, {}).get(kind)
+        return None if found is None else found[0]
 
 
 EPISODES = Episodes()
+
+
+class _Lone:
+    """The trajectory of a call made outside one (no `agent_data`): the episode lasts that call."""
+
+
+@dataclass
+class _Call:
+    """One tool call between `create` and `release`: the sample's row and the trajectory it belongs to."""
+
+    row: Mapping[str, Any]
+    trajectory: Any = field(default_factory=_Lone)  # verl's AgentData (held weakly by EPISODES)
+    fields: dict[str, Any] | None = None  # the trajectory's `extra_fields` (verl's tool session data)
 
 
 def schema_of(tool: str) -> OpenAIFunctionToolSchema:
@@ -112,8 +127,7 @@ class LeanTool(BaseTool):
             if self.kind is ProofRevisionEnv
             else {"max_steps": int(config.get("max_steps", 16))}
         )
-        self._rows: dict[str, Mapping[str, Any]] = {}  # instance id -> the sample's create_kwargs
-        self._trajectory: dict[str, str] = {}  # instance id -> the episode's key
+        self._calls: dict[str, _Call] = {}  # instance id -> the call
 
     def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
         return schema_of(self.tool)
@@ -121,31 +135,32 @@ class LeanTool(BaseTool):
     async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolResponse]:
         """A call begins: remember the sample (`create_kwargs`) it belongs to."""
         instance_id = instance_id or uuid4().hex
-        self._rows[instance_id] = dict(kwargs.get("create_kwargs") or {})
+        self._calls[instance_id] = _Call(dict(kwargs.get("create_kwargs") or {}))
         return instance_id, ToolResponse()
 
     async def execute(
         self, instance_id: str, parameters: dict[str, Any], **kwargs: Any
     ) -> tuple[ToolResponse, float, dict[str, Any]]:
         """Run the tool on this trajectory's episode (in a thread: Lean blocks, verl's loop must not)."""
-        agent_data = kwargs.get("agent_data")
-        key = str(agent_data.request_id) if agent_data is not None else instance_id
-        self._trajectory[instance_id] = key
-        row = self._rows.get(instance_id, {})
-        return await asyncio.to_thread(self._run, key, row, parameters)
+        call = self._calls.setdefault(instance_id, _Call({}))
+        if kwargs.get("agent_data") is not None:
+            call.trajectory, call.fields = kwargs["agent_data"], kwargs["agent_data"].extra_fields
+        if not isinstance(parameters, Mapping):
+            return ToolResponse(text=f"The arguments of {self.tool} must be a JSON object."), 0.0, {}
+        return await asyncio.to_thread(self._run, call, parameters)
 
-    def _run(
-        self, key: str, row: Mapping[str, Any], parameters: Mapping[str, Any]
-    ) -> tuple[ToolResponse, float, dict[str, Any]]:
+    def _run(self, call: _Call, parameters: Mapping[str, Any]) -> tuple[ToolResponse, float, dict[str, Any]]:
         try:
-            episode, lock = EPISODES.get(self.kind, key, lambda: self._start(row))
-        except Exception as e:  # a sample without a statement: the agent reads why, the rollout goes on
+            episode, lock = EPISODES.get(call.trajectory, self.kind, lambda: self._start(call.row))
+        except Exception as e:  # an unusable sample: the agent reads why, the rollout goes on
             return ToolResponse(text=f"The tool failed: {type(e).__name__}: {e}"), 0.0, {"started": False}
         with lock:
             over = episode.ended
             text = self.method(episode, **parameters)  # a tool answers its failures as text (`agentic.tool`)
             ends = not over and episode.ended
             reward = episode.get_reward() if ends else 0.0
+        if ends and call.fields is not None:  # the final proof and its reward, kept by verl beside the rollout
+            call.fields.update(lean_proof=episode.final_proof, lean_reward=reward)
         return ToolResponse(text=text), math.nan if reward is None else reward, {"ends_episode": ends}
 
     def _start(self, row: Mapping[str, Any]) -> Episode:
@@ -155,14 +170,14 @@ class LeanTool(BaseTool):
 
     async def calc_reward(self, instance_id: str, **kwargs: Any) -> float:
         """The trajectory's reward so far (verl's loop does not call it; `tool_score` reads the step rewards)."""
-        episode = EPISODES.find(self.kind, self._trajectory.get(instance_id, instance_id))
+        call = self._calls.get(instance_id)
+        episode = None if call is None else EPISODES.find(call.trajectory, self.kind)
         reward = None if episode is None else episode.get_reward()
         return math.nan if reward is None else reward
 
     async def release(self, instance_id: str, **kwargs: Any) -> None:
-        """A call ends; the episode stays for the trajectory's next call."""
-        self._rows.pop(instance_id, None)
-        self._trajectory.pop(instance_id, None)
+        """A call ends; the episode stays with its trajectory for the next call."""
+        self._calls.pop(instance_id, None)
 
 
 def tool_score(

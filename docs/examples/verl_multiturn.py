@@ -70,7 +70,7 @@ def tiny_agent_loop(mode: str, statements: list[str], *, max_turns: int = 4, see
     rollout = {
         "multi_turn": {"max_user_turns": max_turns, "max_assistant_turns": max_turns, "max_parallel_calls": 1,
                        "format": "hermes", "max_tool_response_length": 1024, "tool_response_truncate_side": "middle"},
-        "prompt_length": 2048, "response_length": 2048, "full_determinism": True,  # request id: det-<priority>
+        "prompt_length": 2048, "response_length": 2048, "full_determinism": True,  # request ids: det-<priority>
     }  # fmt: skip
     return ToolAgentLoop(
         trainer_config=DictConfigWrap(OmegaConf.create({"actor_rollout_ref": {"rollout": rollout}})),
@@ -79,13 +79,14 @@ def tiny_agent_loop(mode: str, statements: list[str], *, max_turns: int = 4, see
     )  # fmt: skip
 
 
-def rollouts(loop: Any, mode: str, rows: list[dict[str, Any]], first: int = 0) -> list[Any]:
-    """One trajectory per row, run together as verl's agent loop worker runs them; trajectory `i`'s
-    request id is `det-<first + i>`. Each row is a sample's `create_kwargs` (`formal_statement`, …)."""
+def rollouts(loop: Any, mode: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """One trajectory per row, run together as verl's agent loop worker runs them (each row is a
+    sample's `create_kwargs`: `formal_statement`, …). Trajectory `i`'s request id is `det-<i>` at
+    every call, as at every step of a `full_determinism` run: each trajectory gets its own episode."""
 
     async def run_all() -> list[Any]:
         return await asyncio.gather(*[
-            loop.run({"temperature": 1.0}, priority=first + i,
+            loop.run({"temperature": 1.0}, priority=i,
                      raw_prompt=[{"role": "user", "content": row["formal_statement"]}],
                      tools_kwargs={name: {"create_kwargs": row} for name in TOOLS[mode]})
             for i, row in enumerate(rows)

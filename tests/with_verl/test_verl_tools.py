@@ -23,9 +23,8 @@ pytest.importorskip("verl", reason="verl runs in its own environment: make test-
 
 from verl.tools.tool_registry import initialize_tools_from_config
 
-from leangym.envs.agentic import ProofRevisionEnv, TacticAgentEnv
 from leangym.envs.problems import load_problems
-from leangym.envs.verl_tools import EPISODES, tool_score
+from leangym.envs.verl_tools import tool_score
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.adapters import VerifierUnavailable
 
@@ -37,6 +36,7 @@ from verl_multiturn import rollouts, tiny_agent_loop  # noqa: E402  (the example
 
 TOY = load_problems("toy")[:4]  # closed by omega, decide, simp, … (one tactic each)
 ADD = "theorem add_swap (a b : Nat) (h : a = b) : a + 0 = b := by"
+FALSE = "theorem f : (1 : Nat) + 1 = 3 := by"
 
 
 def tools(config: str) -> dict[str, Any]:
@@ -54,10 +54,11 @@ async def call(tool: Any, row: dict[str, str], trajectory: Any, **arguments: str
 
 
 class Trajectory:
-    """What a tool reads of verl's `AgentData`: the trajectory's request id."""
+    """What a tool uses of verl's `AgentData`: the object (one per rollout), its request id, its extra fields."""
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
+        self.extra_fields: dict[str, Any] = {}
 
 
 def test_proof_tools_through_verls_registry() -> None:
@@ -77,11 +78,39 @@ def test_proof_tools_through_verls_registry() -> None:
         text, reward = await call(proof["submit_proof"], row, t, proof="  simp [h]")
         assert "already submitted" in text and reward == 0.0  # one reward per episode
         other = Trajectory("proof-2")  # another trajectory, another episode
-        text, reward = await call(proof["submit_proof"], {"formal_statement": "theorem f : 1 + 1 = 3 := by"}, other,
-                                  proof="  sorry")  # fmt: skip
+        text, reward = await call(proof["submit_proof"], {"formal_statement": FALSE}, other, proof="  sorry")
         assert "rejected" in text and reward == 0.0
         text, reward = await call(proof["check_proof"], {}, Trajectory("proof-3"), proof="  omega")
         assert "formal_statement" in text and reward == 0.0  # a sample without a statement: told, not raised
+        assert t.extra_fields == {"lean_proof": "  simp [h]", "lean_reward": 1.0}  # kept beside the rollout
+
+    asyncio.run(episode())
+
+
+def test_red_team_attacks_on_the_verl_tools() -> None:
+    """What a red-team pass found (each worked before the fix), with the real Lean."""
+    proof = tools("verl_proof_tools.yaml")
+    true, false = {"formal_statement": "theorem t : (1 : Nat) + 1 = 2 := by"}, {"formal_statement": FALSE}
+
+    async def episode() -> None:
+        # verl's request ids repeat at every step under `full_determinism` (det-<sample index>): a
+        # trajectory of the next step must not inherit the last one's episode (its problem, its budget)
+        step1, step2 = Trajectory("det-0"), Trajectory("det-0")
+        await call(proof["check_proof"], true, step1, proof="  rfl")
+        text, reward = await call(proof["submit_proof"], false, step2, proof="  rfl")
+        assert "rejected" in text and reward == 0.0
+        text, reward = await call(proof["submit_proof"], true, step1, proof="  rfl")
+        assert "accepted" in text and reward == 1.0  # step 1's own episode, its one submission
+        for arguments in ([1, 2], "  rfl", None, 3):  # arguments that are not an object: an answer, not an exception
+            instance, _ = await proof["check_proof"].create(create_kwargs=true)
+            response, reward, _ = await proof["check_proof"].execute(instance, arguments, agent_data=Trajectory("x"))
+            assert "must be a JSON object" in response.text and reward == 0.0
+        for row in (
+            {"formal_statement": "example : (1 : Nat) + 1 = 2 := by"},
+            {"formal_statement": "theorem t : 2 = 2"},
+        ):
+            text, reward = await call(proof["submit_proof"], row, Trajectory("bad-row"), proof="  rfl")
+            assert "The tool failed: ValueError" in text and reward == 0.0  # an unusable sample, not a NaN
 
     asyncio.run(episode())
 
@@ -111,12 +140,12 @@ def test_tool_score() -> None:
         tool_score("lean", "", None, {"tool_rewards": [0.0, math.nan]})
 
 
-def run(mode: str, first: int) -> list[Any]:
+def run(mode: str) -> list[Any]:
     """Six trajectories per toy problem in verl's agent loop (docs/examples/verl_multiturn.py; with
     the tiny model's uniform choice, a whole-proof trajectory is proved ~1 time in 4)."""
     rows = [{"formal_statement": p.formal_statement, "name": p.name} for p in TOY for _ in range(6)]
     loop = tiny_agent_loop(mode, [p.formal_statement for p in TOY])
-    return rollouts(loop, mode, rows, first=first)
+    return rollouts(loop, mode, rows)
 
 
 def fresh_rewards(pairs: list[tuple[Problem, str]]) -> list[float]:
@@ -126,21 +155,23 @@ def fresh_rewards(pairs: list[tuple[Problem, str]]) -> list[float]:
 
 
 def test_proof_tools_in_verls_tool_agent_loop() -> None:
-    outputs = run("proofs", first=100)
+    outputs = run("proofs")
     scores = [tool_score("lean", "", None, out.extra_fields) for out in outputs]
-    episodes = [EPISODES.find(ProofRevisionEnv, f"det-{100 + i}") for i in range(len(outputs))]
-    assert all(e is not None for e in episodes)  # every trajectory called Lean
-    submitted = [(Problem("t", e.problem.formal_statement), e.submitted) for e in episodes if e.submitted]
+    statements = [p.formal_statement for p in TOY for _ in range(6)]
+    submitted = [(Problem("t", s), out.extra_fields["lean_proof"]) for s, out in zip(statements, outputs, strict=True)
+                 if out.extra_fields.get("lean_proof") is not None]  # fmt: skip
     truth = iter(fresh_rewards(submitted))
-    assert scores == [next(truth) if e.submitted else 0.0 for e in episodes]  # the score is Lean's verdict
+    assert scores == [next(truth) if out.extra_fields.get("lean_proof") is not None else 0.0 for out in outputs]
+    assert [out.extra_fields.get("lean_reward", 0.0) for out in outputs] == scores
     assert max(out.num_turns for out in outputs) > 3  # some trajectory called a tool more than once
     assert set(scores) == {0.0, 1.0}
 
 
 def test_tactic_tools_in_verls_tool_agent_loop() -> None:
-    outputs = run("tactics", first=200)
+    outputs = run("tactics")
     scores = [tool_score("lean", "", None, out.extra_fields) for out in outputs]
-    episodes = [EPISODES.find(TacticAgentEnv, f"det-{200 + i}") for i in range(len(outputs))]
-    closed = [(Problem("t", e.problem.formal_statement), e.proof) for e in episodes if e.reward == 1.0]
-    assert all(fresh_rewards(closed)) and scores == [e.get_reward() for e in episodes]
-    assert set(scores) == {0.0, 1.0}
+    statements = [p.formal_statement for p in TOY for _ in range(6)]
+    closed = [(Problem("t", s), out.extra_fields["lean_proof"]) for s, out, r in zip(statements, outputs, scores, strict=True)
+              if r == 1.0]  # fmt: skip
+    assert all(fresh_rewards(closed)) and set(scores) == {0.0, 1.0}
+    assert [out.extra_fields.get("lean_reward", 0.0) for out in outputs] == scores
