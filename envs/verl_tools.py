@@ -106,7 +106,8 @@ class _Call:
 def schema_of(tool: str) -> OpenAIFunctionToolSchema:
     """The tool's OpenAI function schema, read from its method's signature and `Args:` docstring."""
     _, method = TOOLS[tool]
-    return OpenAIFunctionToolSchema.model_validate(get_json_schema(method.__get__(object())))
+    bound = method.__get__(object())  # bound to a placeholder: the schema's parameters leave out `self`
+    return OpenAIFunctionToolSchema.model_validate(get_json_schema(bound))
 
 
 class LeanTool(BaseTool):
