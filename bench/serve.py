@@ -1,6 +1,6 @@
 """What `leangym serve` gives a client process, measured in one run against Lean in the process.
 
-    python bench/serve.py [--soak 20000] [--clients 8]
+    python bench/serve.py [--soak 20000] [--clients 8] [--only first|throughput|soak|restart]
 
 1. First verdict: a new client process asks a warm server for one new proof; the seconds of the
    call (and of the whole process, Python start-up included), against a new process that
@@ -155,7 +155,7 @@ def first_verdict(server: Server) -> None:
     out = subprocess.run([sys.executable, "-c", LOCAL_PROCESS, json.dumps(row)], capture_output=True, text=True)
     local_whole = time.monotonic() - t0
     local = json.loads(out.stdout.strip().splitlines()[-1])
-    print("  warm server: the call " + ", ".join(f"{c:.2f}" for c in calls) + " s by kind; the same proof again "
+    print("  warm server: the call " + ", ".join(f"{c:.3f}" for c in calls) + " s by kind; the same proof again "
           f"(cached) {statistics.median(cached) * 1000:.0f} ms; the whole process {statistics.median(wholes):.2f} s "
           f"(importing the client {statistics.median(imports):.2f} s)")  # fmt: skip
     print(f"  own Lean (simp kind): the call {local['call']:.2f} s; the whole process {local_whole:.2f} s")
@@ -311,15 +311,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--soak", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--only", choices=["first", "throughput", "soak", "restart"], help="run one part")
     args = parser.parse_args()
     print(f"bench/serve.py on {os.cpu_count()} cores")
     server = Server()
     try:
         print(f"0. server start-up to warm: {server.start():.1f} s")
-        first_verdict(server)
-        throughput(server)
-        soak(server, args.soak, args.clients)
-        kill_restart(server)
+        parts = {
+            "first": lambda: first_verdict(server),
+            "throughput": lambda: throughput(server),
+            "soak": lambda: soak(server, args.soak, args.clients),
+            "restart": lambda: kill_restart(server),
+        }
+        for name, part in parts.items():
+            if args.only in (None, name):
+                part()
     finally:
         server.stop()
 
