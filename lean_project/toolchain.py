@@ -471,7 +471,7 @@ def _precompile(launcher: EmbeddedLauncher) -> None:
     """Compile the session program (module `LeanGymSession`) and `Boot.lean` (`LeanGymBoot`) to
     `.olean` files, then start a session through them and check its answers (`_SELF_TEST`).
 
-    That launch answers its first request in ~5 s at ~1.2 GB, where elaborating Session.lean
+    That launch answers its first request in ~5-8 s at ~1 GB, where elaborating Session.lean
     at every start takes 12-20 s at ~2 GB (docs/embedded.md). It relies on this Lean's run-time
     layouts (`Boot.lean`), so anything short of right answers leaves no compiled files and a
     note why (`PRECOMPILE_FAILED`, shown by `leangym doctor`): Lean then elaborates Session.lean.
