@@ -80,9 +80,10 @@ class _Episode:
         if "formal_statement" not in row:
             raise ValueError("the dataset needs a `formal_statement` column (and optionally `header`, `name`)")
         statement = str(row["formal_statement"])
-        if parse_statement(statement).name is None:  # raises unless it ends in `:=` or `:= by`
+        declared = parse_statement(statement).name  # raises unless it ends in `:=` or `:= by`
+        if declared is None:
             raise ValueError("the formal_statement must declare a named theorem (`theorem name … :=`), not `example`")
-        return make_problem(statement, row.get("header"), row.get("name"))
+        return make_problem(statement, row.get("header"), row.get("name") or declared)
 
 
 class ProofRevisionEnv(_Episode):
