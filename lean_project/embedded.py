@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,22 +137,39 @@ class EmbeddedRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
+        return self.check_each(sources, lambda i, result: None, timeout=timeout, export=export)
+
+    def check_each(
+        self,
+        sources: Sequence[str],
+        on_result: Callable[[int, SourceResult], None],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+    ) -> list[SourceResult]:
         if export:
             self.judge.start_soon()  # its start-up overlaps this check's
         if self._session is None:
-            return self.oneshot().check(sources, timeout=timeout, export=export)
-        results = self._session.check(sources, timeout=timeout, export=export)
+            return self.oneshot().check_each(sources, on_result, timeout=timeout, export=export)
+
+        def said(i: int, result: SourceResult) -> None:  # a session that cannot start: the one-shot run answers
+            if result.error is None or result.error.kind != "startup":
+                on_result(i, result)
+
+        results = self._session.check_each(sources, said, timeout=timeout, export=export)
         broken = self._session.pool.broken()
+        redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
         if broken is None:
             if not self._sessions_work and self._session.pool.answered():
                 fallback_record().unlink(missing_ok=True)  # sessions work (again): said once per runtime
                 self._sessions_work = True
-            return results
-        self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
-        redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
-        again = self.oneshot().check([sources[i] for i in redo], timeout=timeout, export=export)
-        for i, result in zip(redo, again, strict=True):
-            results[i] = result
+        else:
+            self._fall_back(broken.detail)  # sessions die before answering anything: one-shot runs from now on
+            again = self.oneshot().check([sources[i] for i in redo], timeout=timeout, export=export)
+            for i, result in zip(redo, again, strict=True):
+                results[i] = result
+        for i in redo:
+            on_result(i, results[i])
         return results
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,9 +199,19 @@ class NativeRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
+        return self.check_each(sources, lambda i, result: None, timeout=timeout, export=export)
+
+    def check_each(
+        self,
+        sources: Sequence[str],
+        on_result: Callable[[int, SourceResult], None],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+    ) -> list[SourceResult]:
         if export:
             self._judge.get().start_soon()  # its start-up overlaps this check's
-        return self.sessions.check(sources, timeout=timeout, export=export)
+        return self.sessions.check_each(sources, on_result, timeout=timeout, export=export)
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         return self._judge.get().check(items, timeout=timeout)

@@ -102,18 +102,36 @@ class ReplRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
+        return self.check_each(sources, _ignore, timeout=timeout, export=export)
+
+    def check_each(
+        self,
+        sources: Sequence[str],
+        on_result: Callable[[int, SourceResult], None],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+    ) -> list[SourceResult]:
         items = [(s, ()) for s in sources]
-        return [c.result for c in self.check_with_followups(items, timeout=timeout, export=export)]
+        checked = self.check_with_followups(items, timeout=timeout, export=export, on_result=on_result)
+        return [c.result for c in checked]
 
     def check_with_followups(
-        self, items: Sequence[tuple[str, Sequence[str]]], *, timeout: float | None = None, export: bool = False
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+        on_result: Callable[[int, SourceResult], None] | None = None,
     ) -> list[Checked]:
         """Check each source, then run its follow-up commands (trusted text) in the environment it made.
 
         A follow-up result is `ok` with Lean's messages about it (positions relative to the
         follow-up). Follow-ups run only when the source itself was checked (`status == "ok"`).
+        `on_result` hears of each source's result as its worker has it (`LeanRuntime.check_each`).
         """
         limit = self.timeout if timeout is None else timeout
+        on_result = on_result or _ignore
         out: dict[int, Checked] = {}
         jobs: list[tuple[int, _Request]] = []
         for i, (source, followups) in enumerate(items):
@@ -122,11 +140,22 @@ class ReplRuntime(LeanRuntime):
             if missing:
                 error = InfraError("unsupported_import", self.import_hint(missing[0]))
                 out[i] = Checked(SourceResult("error", error=error))
+                on_result(i, out[i].result)
             else:
                 jobs.append((i, _Request(split, tuple(followups), export)))
 
+        def run(worker: ReplWorker, job: tuple[int, _Request]) -> Checked:
+            checked = self._run(worker, job[1], limit)
+            on_result(job[0], checked.result)
+            return checked
+
+        def fail(job: tuple[int, _Request], error: InfraError) -> Checked:
+            checked = _failed(job[1], error)
+            on_result(job[0], checked.result)
+            return checked
+
         self._count(len(jobs))
-        done = self.pool.map([job for _, job in jobs], lambda worker, job: self._run(worker, job, limit), _failed)
+        done = self.pool.map(jobs, run, fail)
         out.update({i: checked for (i, _), checked in zip(jobs, done, strict=True)})
         return [out[i] for i in range(len(items))]
 
@@ -182,6 +211,10 @@ def _refused(
     detail: str, messages: list[Message] | None = None, seconds: float = 0.0, kind: InfraKind = "protocol"
 ) -> SourceResult:
     return SourceResult("error", list(messages or []), seconds=seconds, error=InfraError(kind, detail))
+
+
+def _ignore(index: int, result: SourceResult) -> None:
+    """A caller of `check` waits for the whole batch."""
 
 
 def _failed(job: _Request, error: InfraError) -> Checked:

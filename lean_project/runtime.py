@@ -28,7 +28,7 @@ import time
 import weakref
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +65,23 @@ class LeanRuntime(ABC):
         (`SourceResult.constants`) where the runtime's Lean program can export them: untrusted
         data, for `kernel_check`.
         """
+
+    def check_each(
+        self,
+        sources: Sequence[str],
+        on_result: Callable[[int, SourceResult], None],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+    ) -> list[SourceResult]:
+        """`check`, calling `on_result(index, result)` once per source as soon as its result is known:
+        a verifier sends a proof to the judge while Lean checks the rest of the batch. The calls may
+        come from other threads and in any order. Here: after the whole batch (a runtime whose Lean
+        answers source by source says each at once)."""
+        results = self.check(sources, timeout=timeout, export=export)
+        for i, result in enumerate(results):
+            on_result(i, result)
+        return results
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         """The trusted judge's verdict on each item (`kernel.py`); a runtime without a judge answers `error`

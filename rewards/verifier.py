@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -52,6 +53,47 @@ if TYPE_CHECKING:
     from leangym.client import RemoteVerifier
 
 DEFAULT_CACHE_SIZE = 65_536
+
+
+class _JudgeLine:
+    """The judge's side of a batch: a thread that sends what has come in to `kernel_check` in one call,
+    then again, until the batch's check is over (`Verifier._judged`)."""
+
+    def __init__(self, runtime: LeanRuntime, timeout: float):
+        self.answers: dict[int, KernelVerdict] = {}
+        self._runtime, self._timeout = runtime, timeout
+        self._queue: queue.SimpleQueue[tuple[int, KernelCheck] | None] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
+
+    def put(self, index: int, check: KernelCheck) -> None:
+        self._queue.put((index, check))
+
+    def _drain(self) -> None:
+        done = False
+        while not done:
+            waiting = [self._queue.get()]
+            while not self._queue.empty():
+                waiting.append(self._queue.get())
+            done = None in waiting
+            items = [w for w in waiting if w is not None]
+            if items and self._failure is None:
+                try:
+                    answers = self._runtime.kernel_check([c for _, c in items], timeout=self._timeout)
+                    self.answers.update(zip((i for i, _ in items), answers, strict=True))
+                except BaseException as e:  # raised in the caller's thread (`__exit__`)
+                    self._failure = e
+
+    def __enter__(self) -> _JudgeLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._queue.put(None)
+        if kind is None:  # else (Ctrl-C, a failed check) the thread ends by itself after its current call
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
 
 
 @dataclass
@@ -188,41 +230,47 @@ class Verifier:
         return assemble(problem, statement, sub, self.policy)
 
     def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
-        """Step 5 (and 6): one `check` call for every job."""
+        """Steps 5 and 6: one `check` call for every job; the judge (or the audit) after it."""
         started = time.monotonic()
-        judged = runtime.has_judge()
         try:
-            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout, export=judged)
+            if runtime.has_judge():
+                return self._judged(runtime, jobs)
+            results = runtime.check([j.assembled.source for j in jobs], timeout=self.policy.timeout)
             verdicts = [judge(r, j.assembled) for r, j in zip(results, jobs, strict=True)]
-            if not judged:  # a bare REPL pool: its Lean cannot export, the native audit decides
-                return self._audit(jobs, verdicts) if self.policy.audit else verdicts
-            return self._kernel(runtime, jobs, results, verdicts)
+            return self._audit(jobs, verdicts) if self.policy.audit else verdicts  # a bare REPL pool
         except (LeanRuntimeError, RuntimeError, OSError) as e:
             error = Verdict("error", (f"runtime_error:{type(e).__name__}",), detail=str(e))
             return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
 
-    def _kernel(
-        self, runtime: LeanRuntime, jobs: list[_Job], results: list[SourceResult], verdicts: list[Verdict]
-    ) -> list[Verdict]:
-        """Step 6: the judge decides every proof the untrusted run did not reject."""
-        out = list(verdicts)
-        todo = [i for i, v in enumerate(verdicts) if v.proved]
-        checks = []
-        for i in todo:
-            job, constants = jobs[i], results[i].constants
-            if constants is None:  # the session program always exports: an answer without one is forged
-                detail = "the Lean run that elaborated this proof answered without its declarations"
-                out[i] = Verdict("rejected", ("no_export",), detail=detail)
-            elif job.name is None:
-                out[i] = Verdict("error", ("bad_problem",), detail="an `example` names no theorem the judge can check")
-            else:
-                reference = reference_source(job.problem.header, job.problem.formal_statement)
-                native = self.policy.allow_native_decide
-                checks.append((i, KernelCheck(reference, name_parts(job.name), constants, native)))
-        kernel = runtime.kernel_check([c for _, c in checks], timeout=self.policy.timeout)
-        for (i, _), answer in zip(checks, kernel, strict=True):
-            out[i] = replace(self._decide(answer), messages=verdicts[i].messages, seconds=verdicts[i].seconds)
-        return out
+    def _judged(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
+        """Step 6 beside step 5: each proof the untrusted run did not reject goes to the judge as soon as
+        its result is in, while Lean checks the rest (two processes, two cores: the judge's time hides)."""
+        verdicts: list[Verdict] = [Verdict("error", ("runtime_error:no_result",))] * len(jobs)
+        with _JudgeLine(runtime, self.policy.timeout) as line:
+
+            def on_result(i: int, result: SourceResult) -> None:
+                verdicts[i] = untrusted = judge(result, jobs[i].assembled)
+                if untrusted.proved:
+                    check = self._kernel_check(jobs[i], result)
+                    if isinstance(check, Verdict):
+                        verdicts[i] = check
+                    else:
+                        line.put(i, check)
+
+            runtime.check_each([j.assembled.source for j in jobs], on_result, timeout=self.policy.timeout, export=True)
+        for i, answer in line.answers.items():
+            verdicts[i] = replace(self._decide(answer), messages=verdicts[i].messages, seconds=verdicts[i].seconds)
+        return verdicts
+
+    def _kernel_check(self, job: _Job, result: SourceResult) -> KernelCheck | Verdict:
+        """What the judge is asked about a proof the untrusted run accepted, or why it cannot be asked."""
+        if result.constants is None:  # the session program always exports: an answer without one is forged
+            detail = "the Lean run that elaborated this proof answered without its declarations"
+            return Verdict("rejected", ("no_export",), detail=detail)
+        if job.name is None:
+            return Verdict("error", ("bad_problem",), detail="an `example` names no theorem the judge can check")
+        reference = reference_source(job.problem.header, job.problem.formal_statement)
+        return KernelCheck(reference, name_parts(job.name), result.constants, self.policy.allow_native_decide)
 
     def _decide(self, answer: KernelVerdict) -> Verdict:
         """The verdict the judge's answer supports."""

@@ -247,3 +247,31 @@ def test_the_judge_refuses_forged_exports(lean: LeanRuntime) -> None:
         ("rejected", "malformed_export"),
     ], got
     assert got[5].status == "ok" and "sorryAx" not in got[5].axioms, got[5]
+
+
+def test_the_judge_decides_a_proof_while_lean_checks_the_rest_of_the_batch(
+    lean: LeanRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first proof reaches the judge before the batch's check is over (the second proof sleeps 3 s in
+    Lean); both verdicts still come from the judge, a false statement among them stays rejected."""
+    events: list[str] = []
+    check_each, kernel_check = lean.check_each, lean.kernel_check
+
+    def watched_check_each(*args, **kwargs):
+        out = check_each(*args, **kwargs)
+        events.append("check over")
+        return out
+
+    def watched_kernel_check(items, **kwargs):
+        events.append(f"judge asked about {len(items)}")
+        return kernel_check(items, **kwargs)
+
+    monkeypatch.setattr(lean, "check_each", watched_check_each)
+    monkeypatch.setattr(lean, "kernel_check", watched_kernel_check)
+    tag = uuid.uuid4().hex[:8]  # new sources: no cache answers them
+    pairs = [(TRUE, f"  rfl -- {tag}"), (TRUE, f"  sleep 3000\n  rfl -- {tag}"), (FALSE, f"  sleep 1\n  rfl -- {tag}")]
+    verdicts = Verifier(lean).verify_batch(pairs)
+    assert [v.outcome for v in verdicts] == ["proved", "proved", "rejected"], verdicts
+    assert events[0] == "judge asked about 1" and "check over" in events[1:], events
+    asked = [int(e.split()[-1]) for e in events if e != "check over"]
+    assert sum(asked) == 2, events  # the false one never reached the judge
