@@ -10,7 +10,8 @@ replays every accepted proof through the kernel in a second process (`lean_proje
    verdict path) against a verdict with the judge (`Verifier.verify_batch`).
 2. Warm: `--proofs` new small proofs (the mix of bench/runtime_batching.py), steady state: the
    untrusted check alone against `verify_batch` with the judge (the same proofs' twins, so
-   neither answer is cached), and the judge's own share and its resident memory after the run.
+   no answer is cached), the judge working beside the check (each proof as soon as the check has
+   answered for it) and after it (as before), and the judge's resident memory after the run.
 
 Ratios are printed beside each pair; every number comes from this one run.
 """
@@ -20,11 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 from runtime_batching import problem_and_proof  # the same small proofs (bench/ is on sys.path)
 from session import SMALL, PeakSampler, row, timed
 
-from leangym.lean_project import get_runtime
+from leangym.lean_project import SourceResult, get_runtime
 from leangym.lean_project.toolchain import locate
 from leangym.rewards import Problem, Verifier
 
@@ -49,7 +52,7 @@ def cold() -> None:
 
 def warm(n: int) -> None:
     print(f"\n2. {n} new small proofs, steady state")
-    pairs = [problem_and_proof(i) for i in range(2 * n + 4)]
+    pairs = [problem_and_proof(i) for i in range(3 * n + 4)]
     runtime = get_runtime("embedded")
     verifier = Verifier(runtime)
     verifier.verify_batch(pairs[-4:])  # the session and the judge are up and have answered
@@ -57,12 +60,25 @@ def warm(n: int) -> None:
     base = timed(lambda: runtime.check(sources))
     verdicts: list = []
     wall = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[:n])))
+    # The judge after the whole check, as before `Verifier._judged` overlapped them: the runtime
+    # reports the results only once the batch is over.
+    check_each = runtime.check_each
+
+    def after_the_check(sources: list[str], on_result: Callable, **options: Any) -> list[SourceResult]:
+        results = check_each(sources, lambda i, result: None, **options)
+        for i, result in enumerate(results):
+            on_result(i, result)
+        return results
+
+    runtime.check_each = after_the_check
+    after = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[2 * n : 3 * n])))
     assert all(v.proved for v in verdicts), [v for v in verdicts if not v.proved][:1]
     judge_before = runtime.judge.pool.answered()
     judge_mb = runtime.judge.pool.worker(0).process.rss_mb()  # resident after the run: the judge's own cost
     runtime.close()
     row("untrusted check alone", base)
-    row("verify_batch with the judge", wall, None, base)
+    row("verify_batch, the judge after the check", after, None, base)
+    row("verify_batch, the judge beside the check", wall, None, base)
     print(f"  {'':<46} ({wall / n * 1000:.0f} ms a proof; judge requests so far {judge_before})")
     print(f"  the judge process after the run: {judge_mb / 1024:.2f} GB resident")
 

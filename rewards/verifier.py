@@ -10,7 +10,7 @@ For each submission, in order (the first that applies decides):
 2. reading it (`submission.py`): UTF-8, size, Markdown fence, body or whole file;
 3. screening the body (`screen.py`): constructs a proof may not use;
 4. the runtime must be able to load the header's imports (`import Mathlib` needs `native`);
-5. Lean: every remaining submission goes into ONE `runtime.check` call, assembled from the
+5. Lean: every remaining submission goes into ONE `runtime.check_each` call, assembled from the
    trusted header and statement around the body (`assembly.py`). That Lean run is
    *untrusted* (submitted text runs code while Lean elaborates it): its messages are the
    prover's feedback and can only reject (an error, a `sorry`); it also exports the
@@ -21,6 +21,8 @@ For each submission, in order (the first that applies decides):
    through the kernel on top of the trusted header and statement, checks the theorem's type
    against the reference statement's, and lists its axioms (none of `UNSOUND_AXIOMS` unless
    the policy allows them); on a bare REPL pool, whose Lean cannot export, the audit (`audit.py`).
+   Each proof goes to the judge as soon as the untrusted run has answered for it, while Lean
+   checks the rest of the batch (`_judged`).
 
 `error` verdicts (the runtime could not decide) are never cached: the caller retries them
 (`verify_with_retries`).

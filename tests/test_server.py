@@ -121,6 +121,13 @@ def test_a_tactic_session_over_http_walks_as_the_env_does(server: ServerProcess,
     env.close()
 
 
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=5).json()["ready"]
+    except httpx.ConnectError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def guarded(lean: LeanRuntime, tmp_path_factory: pytest.TempPathFactory):
     """A second server, in a thread of this process over the session's Lean: a key, a queue of 1, 1 MB bodies."""
@@ -136,7 +143,7 @@ def guarded(lean: LeanRuntime, tmp_path_factory: pytest.TempPathFactory):
     thread.start()
     url = f"http://127.0.0.1:{config.port}"
     deadline = time.monotonic() + 300
-    while not httpx.get(url + "/health", timeout=5).json()["ready"]:
+    while not _ready(url):  # uvicorn binds its port in its thread, a moment after `start`
         assert time.monotonic() < deadline
         time.sleep(0.2)
     yield url, service
