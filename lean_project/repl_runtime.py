@@ -11,9 +11,6 @@ Messages come back with positions relative to the whole source (the header's lin
 added to a body's lines); the header's own messages are part of every result in its group,
 as they would be in a file. Sources that hold only a header, or whose header cannot be
 cut cleanly at a line end, are sent whole as one fresh command.
-
-`check_with_followups` also runs trusted commands (e.g. `#check t`) in the environment a
-source produced, through the same worker.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +36,7 @@ REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
 @dataclass(frozen=True)
 class _Request:
     split: Split
-    followups: tuple[str, ...] = ()
     export: bool = False
-
-
-@dataclass
-class Checked:
-    """A source's result, and the results of the follow-up commands run in its environment."""
-
-    result: SourceResult
-    followups: list[SourceResult] = field(default_factory=list)
 
 
 class ReplRuntime(LeanRuntime):
@@ -112,54 +100,35 @@ class ReplRuntime(LeanRuntime):
         timeout: float | None = None,
         export: bool = False,
     ) -> list[SourceResult]:
-        items = [(s, ()) for s in sources]
-        checked = self.check_with_followups(items, timeout=timeout, export=export, on_result=on_result)
-        return [c.result for c in checked]
-
-    def check_with_followups(
-        self,
-        items: Sequence[tuple[str, Sequence[str]]],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
-        on_result: Callable[[int, SourceResult], None] | None = None,
-    ) -> list[Checked]:
-        """Check each source, then run its follow-up commands (trusted text) in the environment it made.
-
-        A follow-up result is `ok` with Lean's messages about it (positions relative to the
-        follow-up). Follow-ups run only when the source itself was checked (`status == "ok"`).
-        `on_result` hears of each source's result as its worker has it (`LeanRuntime.check_each`).
-        """
+        """`check`, with `on_result` told of each source's result as its worker has it (from that worker's thread)."""
         limit = self.timeout if timeout is None else timeout
-        on_result = on_result or _ignore
-        out: dict[int, Checked] = {}
+        out: dict[int, SourceResult] = {}
         jobs: list[tuple[int, _Request]] = []
-        for i, (source, followups) in enumerate(items):
+        for i, source in enumerate(sources):
             split = split_header(source)
             missing = [m for m in split.imports if not self.can_import(m)]
             if missing:
-                error = InfraError("unsupported_import", self.import_hint(missing[0]))
-                out[i] = Checked(SourceResult("error", error=error))
-                on_result(i, out[i].result)
+                out[i] = SourceResult("error", error=InfraError("unsupported_import", self.import_hint(missing[0])))
+                on_result(i, out[i])
             else:
-                jobs.append((i, _Request(split, tuple(followups), export)))
+                jobs.append((i, _Request(split, export)))
 
-        def run(worker: ReplWorker, job: tuple[int, _Request]) -> Checked:
-            checked = self._run(worker, job[1], limit)
-            on_result(job[0], checked.result)
-            return checked
+        def run(worker: ReplWorker, job: tuple[int, _Request]) -> SourceResult:
+            result = self._run(worker, job[1], limit)
+            on_result(job[0], result)
+            return result
 
-        def fail(job: tuple[int, _Request], error: InfraError) -> Checked:
-            checked = _failed(job[1], error)
-            on_result(job[0], checked.result)
-            return checked
+        def fail(job: tuple[int, _Request], error: InfraError) -> SourceResult:
+            result = SourceResult("timeout" if error.kind == "timeout" else "error", error=error)
+            on_result(job[0], result)
+            return result
 
         self._count(len(jobs))
         done = self.pool.map(jobs, run, fail)
-        out.update({i: checked for (i, _), checked in zip(jobs, done, strict=True)})
-        return [out[i] for i in range(len(items))]
+        out.update({i: result for (i, _), result in zip(jobs, done, strict=True)})
+        return [out[i] for i in range(len(sources))]
 
-    def _run(self, worker: ReplWorker, job: _Request, limit: float) -> Checked:
+    def _run(self, worker: ReplWorker, job: _Request, limit: float) -> SourceResult:
         split = job.split
         shared: list[Message] = []
         env: int | None = None
@@ -170,7 +139,7 @@ class ReplRuntime(LeanRuntime):
             except ReplFailure as failure:  # trusted text: Lean itself did not come up
                 raise ReplFailure(InfraError("startup", f"Lean did not start: {failure.error.detail}")) from failure
             if isinstance(head, ReplRefusal):
-                return Checked(_refused(f"the header did not elaborate: {head.message}", kind="startup"))
+                return _refused(f"the header did not elaborate: {head.message}", kind="startup")
             shared, env = head.messages, head.env
         started = time.monotonic()
         answer = worker.process.command(
@@ -178,15 +147,8 @@ class ReplRuntime(LeanRuntime):
         )
         seconds = time.monotonic() - started
         if isinstance(answer, ReplRefusal):
-            return Checked(_refused(f"the REPL refused the source: {answer.message}", shared, seconds))
-        checked = Checked(SourceResult("ok", shared + answer.messages, seconds=seconds, constants=answer.constants))
-        for text in job.followups:
-            follow = worker.process.command(text, env=answer.env, timeout=limit)
-            if isinstance(follow, ReplRefusal):
-                checked.followups.append(_refused(f"the REPL refused a follow-up: {follow.message}"))
-            else:
-                checked.followups.append(SourceResult("ok", follow.messages))
-        return checked
+            return _refused(f"the REPL refused the source: {answer.message}", shared, seconds)
+        return SourceResult("ok", shared + answer.messages, seconds=seconds, constants=answer.constants)
 
     def prewarm(self) -> None:
         """Start every worker, and elaborate `preload_header` in each, in the background: the caller
@@ -215,10 +177,6 @@ def _refused(
 
 def _ignore(index: int, result: SourceResult) -> None:
     """A caller of `check` waits for the whole batch."""
-
-
-def _failed(job: _Request, error: InfraError) -> Checked:
-    return Checked(SourceResult("timeout" if error.kind == "timeout" else "error", error=error))
 
 
 # -- the native REPL ----------------------------------------------------------------------

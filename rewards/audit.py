@@ -50,7 +50,7 @@ def parse_axioms(output: str) -> tuple[str, ...] | None:
     """The axioms a `#print axioms` line in `output` names (`()` for none), or None if there is no such line.
 
     The one reader of that wording in leangym: the audit program prints it, and so does Lean's
-    `#print axioms` (a REPL follow-up, `repl_runtime.ReplRuntime.check_with_followups`).
+    `#print axioms`.
     """
     m = _AXIOMS.search(output)
     if m is None:

@@ -188,14 +188,6 @@ def test_unsupported_import_is_not_sent(tmp_path):
     assert all("Mathlib" not in r["cmd"] for r in logged(tmp_path))
 
 
-def test_followups_run_in_the_source_environment(tmp_path):
-    with runtime(tmp_path) as lean:
-        [checked] = lean.check_with_followups([("def f := 37", ["#check (rfl : f = 37)"])])
-    assert checked.result.status == "ok" and checked.result.messages == []
-    [follow] = checked.followups
-    assert follow.status == "ok" and [m.text for m in follow.messages] == ["rfl : f = f"]
-
-
 def test_tactic_mode_uses_proof_states_only_where_the_runtime_keeps_them(tmp_path):
     from leangym.envs.tactic_env import default_backend
     from leangym.lean_project.tactics import ElaborationTactics
