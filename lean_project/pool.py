@@ -303,9 +303,9 @@ class ReplPool:
         return [results[i] for i in range(len(jobs))]
 
     def _attempt(self, worker: ReplWorker, item: _Item[J], run: Callable[[ReplWorker, J], R]) -> R | InfraError:
-        slot = self._slots.acquire() if self._slots else None
-        try:
-            with worker.lock:
+        with worker.lock:  # then a machine slot: a caller waiting for a busy worker holds none
+            slot = self._slots.acquire() if self._slots else None
+            try:
                 try:
                     result = run(worker, item.job)
                 except ReplFailure as failure:
@@ -316,9 +316,9 @@ class ReplPool:
                 self._breaker.record(worker, None)
                 worker.recycle_if_due()
                 return result
-        finally:
-            if slot is not None:
-                os.close(slot)
+            finally:
+                if slot is not None:
+                    os.close(slot)
 
     def call(self, index: int, run: Callable[[ReplWorker], R]) -> R | InfraError:
         """`run(worker)` on worker `index` (whose process holds the caller's proof states), retried like a job."""

@@ -66,6 +66,7 @@ class _JudgeLine:
         self._runtime, self._timeout = runtime, timeout
         self._queue: queue.SimpleQueue[tuple[int, KernelCheck] | None] = queue.SimpleQueue()
         self._failure: BaseException | None = None
+        self._cancelled = False  # the check failed or was interrupted: what is still queued is dropped
         self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
 
     def put(self, index: int, check: KernelCheck) -> None:
@@ -79,7 +80,7 @@ class _JudgeLine:
                 waiting.append(self._queue.get())
             done = None in waiting
             items = [w for w in waiting if w is not None]
-            if items and self._failure is None:
+            if items and self._failure is None and not self._cancelled:
                 try:
                     answers = self._runtime.kernel_check([c for _, c in items], timeout=self._timeout)
                     self.answers.update(zip((i for i, _ in items), answers, strict=True))
@@ -91,8 +92,9 @@ class _JudgeLine:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._cancelled = kind is not None
         self._queue.put(None)
-        if kind is None:  # else (Ctrl-C, a failed check) the thread ends by itself after its current call
+        if kind is None:  # else (Ctrl-C, a failed check) the thread sends nothing more and ends
             self._thread.join()
             if self._failure is not None:
                 raise self._failure
@@ -246,8 +248,11 @@ class Verifier:
 
     def _judged(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
         """Step 6 beside step 5: each proof the untrusted run did not reject goes to the judge as soon as
-        its result is in, while Lean checks the rest (two processes, two cores: the judge's time hides)."""
+        its result is in, while Lean checks the rest (two processes, two cores: the judge's time hides).
+        Until the judge answers for it, such a proof's verdict is an `error`: only its answer makes `proved`."""
         verdicts: list[Verdict] = [Verdict("error", ("runtime_error:no_result",))] * len(jobs)
+        accepted: dict[int, Verdict] = {}  # the untrusted run's word on the proofs sent to the judge
+        unanswered = Verdict("error", ("judge_error:no_answer",), detail="the judge gave no answer for this proof")
         with _JudgeLine(runtime, self.policy.timeout) as line:
 
             def on_result(i: int, result: SourceResult) -> None:
@@ -257,11 +262,12 @@ class Verifier:
                     if isinstance(check, Verdict):
                         verdicts[i] = check
                     else:
+                        accepted[i], verdicts[i] = untrusted, unanswered
                         line.put(i, check)
 
             runtime.check_each([j.assembled.source for j in jobs], on_result, timeout=self.policy.timeout, export=True)
         for i, answer in line.answers.items():
-            verdicts[i] = replace(self._decide(answer), messages=verdicts[i].messages, seconds=verdicts[i].seconds)
+            verdicts[i] = replace(self._decide(answer), messages=accepted[i].messages, seconds=accepted[i].seconds)
         return verdicts
 
     def _kernel_check(self, job: _Job, result: SourceResult) -> KernelCheck | Verdict:
