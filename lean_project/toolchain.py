@@ -65,13 +65,13 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 # 4. The pthread pool: the glue pre-starts 4 workers, each a Node isolate; Lean starts threads on
 #    demand anyway. `LEANGYM_PTHREAD_POOL` sets the count (default 0: see bench/session.py).
 # 5. Reading stdin. On an empty pipe the glue's `readSync` fails with EAGAIN, which the TTY layer
-#    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now the
-#    read waits for the first byte, running the calls other threads proxy to the main thread
-#    meanwhile (`__emscripten_check_mailbox`) and sleeping between tries: 1 ms at first, longer
-#    the longer it waits (1 ms more per 16 ms, at most 100 ms or `LEANGYM_MAX_NAP_MS`), so an
-#    idle session costs ~no CPU and a busy one answers at once (a server, whose requests come
-#    after idle time, naps at most 20 ms: `leangym serve --max-nap-ms`); once some bytes were read
-#    it returns them instead of waiting for more.
+#    turns into "hardware fault" (errno 29): a Lean waiting for its next request died. Now a Node
+#    worker of its own (`_STDIN_READER`) reads fd 0 as a stream into a ring shared with the main
+#    thread, and the main thread waits on that ring: it wakes the moment a request arrives, and
+#    meanwhile runs the calls other threads proxy to it (`__emscripten_check_mailbox`) between
+#    waits of 1 ms at first, longer the longer it waits (1 ms more per 16 ms, at most 100 ms or
+#    `LEANGYM_MAX_NAP_MS`), so an idle session costs ~no CPU; once some bytes were read it returns
+#    them instead of waiting for more. (A blocking read in the worker would keep Node from exiting.)
 # 6. Bytes on stdin. The glue decoded each 256-byte read as UTF-8 text and encoded it again,
 #    so a character cut by a read boundary (`∨` is 3 bytes) came out as replacement
 #    characters: a long request with Unicode failed to parse. It now keeps the bytes.
@@ -100,6 +100,20 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    stdout, so it could write a forged answer or read the next request (found by a red-team
 #    helper). Reads and writes of descriptors 0 and 1 from any thread but Node's main thread,
 #    where the session program talks to its client, now fail with EBADF.
+# The stdin reader of patch 5: a Node worker (not one of Lean's threads) reads fd 0 as a stream and copies
+# what comes into a 1 MB ring shared with the main thread (c[0] bytes written, c[1] bytes read, c[2] end
+# of input), waking it at once; when the ring is full it stops reading until the main thread catches up.
+_STDIN_READER = (
+    'const{workerData:s}=require("worker_threads"),c=new Int32Array(s,0,4),d=new Uint8Array(s,16),m=d.length-1,'
+    "q=[];let ended=false;"
+    "function pump(){while(q.length){const b=q[0],w=Atomics.load(c,0),f=m+1-((w-Atomics.load(c,1))|0);"
+    "if(f<=0){sock.pause();setTimeout(pump,1);return}const k=Math.min(f,b.length),at=w&m,n=Math.min(k,m+1-at);"
+    "d.set(b.subarray(0,n),at);if(k>n)d.set(b.subarray(n,k),0);Atomics.store(c,0,(w+k)|0);Atomics.notify(c,0);"
+    "if(k<b.length)q[0]=b.subarray(k);else q.shift()}"
+    "if(ended){Atomics.store(c,2,1);Atomics.notify(c,0)}else sock.resume()}"
+    'const sock=new(require("net").Socket)({fd:0,readable:true,writable:false});'
+    'sock.on("data",b=>{q.push(b);pump()});for(const e of["end","error"])sock.on(e,()=>{ended=true;pump()});'
+)
 _CONFINE = (
     'if(process.env.LEANGYM_MOUNTS){for(var lgD of["/dev/stdin","/dev/stdout","/dev/stderr","/dev/tty",'
     '"/dev/tty1"])try{FS.unlink(lgD)}catch(e){}try{FS.unmount("/proc/self/fd")}catch(e){}'
@@ -116,14 +130,21 @@ _REPLACEMENTS = (
         "newSymIndex=symIdx.has(symbol)?symIdx.get(symbol):-1;",
     ),
     ("var pthreadPoolSize=4;", "var pthreadPoolSize=Number(process.env.LEANGYM_PTHREAD_POOL||0);"),
+    ("var fd=process.stdin.fd;", ""),  # Node's stdin stream is never made: the reader below owns fd 0
     (
         'try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){if(e.toString().includes("EOF"))bytesRead=0;'
         "else throw e}",
-        'for(;;){try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE);break}catch(e){if(e.toString().includes("EOF"))'
-        '{bytesRead=0;break}if(e.code!=="EAGAIN")throw e;if(TTY.leangymPartial)return null;'
+        "var lgIn=TTY.leangymIn??=(()=>{var s=new SharedArrayBuffer(16+(1<<20));"
+        'new(require("worker_threads").Worker)(' + repr(_STDIN_READER) + ",{eval:true,workerData:s}).unref();"
+        "return{c:new Int32Array(s,0,4),d:new Uint8Array(s,16),m:(1<<20)-1}})();"
+        "for(;;){var lgW=Atomics.load(lgIn.c,0),lgR=Atomics.load(lgIn.c,1),lgA=(lgW-lgR)|0;"
+        "if(lgA>0){bytesRead=Math.min(lgA,BUFSIZE);for(var lgI=0;lgI<bytesRead;lgI++)buf[lgI]=lgIn.d[(lgR+lgI)&lgIn.m];"
+        "Atomics.store(lgIn.c,1,(lgR+bytesRead)|0);break}"
+        "if(Atomics.load(lgIn.c,2)){if(((Atomics.load(lgIn.c,0)-lgR)|0)>0)continue;bytesRead=0;break}"
+        "if(TTY.leangymPartial)return null;"
         "__emscripten_check_mailbox();var lgNow=Date.now();TTY.leangymSince??=lgNow;"
-        "Atomics.wait(TTY.leangymNap??=new Int32Array(new SharedArrayBuffer(4)),0,0,"
-        "Math.min(TTY.leangymMaxNap??=Number(process.env.LEANGYM_MAX_NAP_MS||100),1+((lgNow-TTY.leangymSince)>>4)))}}"
+        "Atomics.wait(lgIn.c,0,lgW,"
+        "Math.min(TTY.leangymMaxNap??=Number(process.env.LEANGYM_MAX_NAP_MS||100),1+((lgNow-TTY.leangymSince)>>4)))}"
         "TTY.leangymSince=null;",
     ),
     (

@@ -7,7 +7,6 @@ The server itself is `leangym.server` (imported only when the command runs: it n
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -66,12 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--session-ttl", type=float, default=600.0, help="seconds an unused tactic session lives")
     p.add_argument("--workers", type=int, help="Lean processes (default: one per two cores, as memory allows)")
     p.add_argument("--max-timeout", type=float, default=120.0, help="largest policy.timeout a client may ask (s)")
-    p.add_argument(
-        "--max-nap-ms",
-        type=int,
-        default=20,
-        help="longest nap of an idle Lean between looks at its input (default 20 ms: 1.6%% of a core each; 100: 0.5%%)",
-    )
     p.add_argument("--background", action="store_true", help="start detached, print the address, return when warm")
     p.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without a request")
     p.add_argument("--record", action="store_true", help=argparse.SUPPRESS)  # set by --background
@@ -101,7 +94,6 @@ def _serve(args: argparse.Namespace) -> int:
     if args.api_key_file and not key:
         print(f"error: {args.api_key_file} is empty", file=sys.stderr)
         return 2
-    os.environ["LEANGYM_MAX_NAP_MS"] = str(max(1, args.max_nap_ms))  # read by every Lean this server starts
     config = ServeConfig(
         host=args.host,
         port=args.port,
@@ -129,7 +121,6 @@ def _argv(args: argparse.Namespace) -> list[str]:
     argv = ["--host", args.host, "--port", str(args.port), "--runtime", args.runtime]
     argv += ["--max-queue", str(args.max_queue), "--max-body-mb", str(args.max_body_mb)]
     argv += ["--session-ttl", str(args.session_ttl), "--max-timeout", str(args.max_timeout)]
-    argv += ["--max-nap-ms", str(args.max_nap_ms)]
     if args.api_key_file:
         argv += ["--api-key-file", str(args.api_key_file.resolve())]
     if args.workers:
