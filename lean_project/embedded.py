@@ -20,7 +20,7 @@ from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVer
 from leangym.lean_project.pool import ReplPool
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl_runtime import ReplRuntime
-from leangym.lean_project.runtime import FileRuntime, LeanRuntime
+from leangym.lean_project.runtime import FileRuntime, LeanRuntime, ignore_result
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
 from leangym.lean_project.types import RuntimeHealth, SourceResult
 
@@ -137,7 +137,7 @@ class EmbeddedRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
-        return self.check_each(sources, lambda i, result: None, timeout=timeout, export=export)
+        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,

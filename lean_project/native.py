@@ -23,7 +23,7 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import default_workers, run_to_end
 from leangym.lean_project.repl import SCRATCH
 from leangym.lean_project.repl_runtime import ReplRuntime, find_repl, native_repl_runtime
-from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.runtime import LeanRuntime, ignore_result
 from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
@@ -199,7 +199,7 @@ class NativeRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
-        return self.check_each(sources, lambda i, result: None, timeout=timeout, export=export)
+        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,

@@ -26,7 +26,7 @@ from typing import Any
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
-from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.runtime import LeanRuntime, ignore_result
 from leangym.lean_project.source import Split, split_header
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
 
@@ -90,7 +90,7 @@ class ReplRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
-        return self.check_each(sources, _ignore, timeout=timeout, export=export)
+        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,
@@ -173,10 +173,6 @@ def _refused(
     detail: str, messages: list[Message] | None = None, seconds: float = 0.0, kind: InfraKind = "protocol"
 ) -> SourceResult:
     return SourceResult("error", list(messages or []), seconds=seconds, error=InfraError(kind, detail))
-
-
-def _ignore(index: int, result: SourceResult) -> None:
-    """A caller of `check` waits for the whole batch."""
 
 
 # -- the native REPL ----------------------------------------------------------------------

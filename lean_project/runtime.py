@@ -40,6 +40,10 @@ from leangym.lean_project.process import LeanProcess, private_dir, run_slots, sp
 from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
 
+def ignore_result(index: int, result: SourceResult) -> None:
+    """The `on_result` of a caller who waits for the whole batch (`LeanRuntime.check` over `check_each`)."""
+
+
 class LeanRuntime(ABC):
     """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
 
