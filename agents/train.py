@@ -123,21 +123,22 @@ def _step_line(step: int, total: int, m: dict[str, Any]) -> str:
 
 def train(cfg: TrainConfig, *, resume: bool = False, echo: Any = print) -> dict[str, Any]:
     """Run GRPO as configured; return a summary (steps done, last metrics, paths). Ctrl-C saves a checkpoint."""
+    from leangym.rewards.distributed import make_verifier
+
+    out = Path(cfg.output_dir)
+    checkpoint = prepare_output(out, cfg.settings(), resume=resume, overwrite=cfg.overwrite)
+    verifier = make_verifier(cfg.ray, cfg.runtime, server=cfg.server)
+    verifier.prewarm()  # Lean starts (~7 s) while torch, transformers and the models load
+
     import torch
     from tqdm import tqdm
 
     from leangym.agents.generation import make_generator
     from leangym.agents.grpo import GRPOTrainer
-    from leangym.rewards.distributed import make_verifier
 
-    out = Path(cfg.output_dir)
-    checkpoint = prepare_output(out, cfg.settings(), resume=resume, overwrite=cfg.overwrite)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
-
-    verifier = make_verifier(cfg.ray, cfg.runtime, server=cfg.server)
-    verifier.prewarm()  # Lean starts (~7 s) while the models load
     echo(f"verifying with {verifier.describe()}")
     try:
         problems = load_problems(cfg.problems, runtime=verifier.runtime)
