@@ -20,7 +20,7 @@ from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVer
 from leangym.lean_project.pool import ReplPool
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl_runtime import ReplRuntime
-from leangym.lean_project.runtime import FileRuntime, LeanRuntime, ignore_result
+from leangym.lean_project.runtime import FileRuntime, StreamingRuntime
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
 from leangym.lean_project.types import RuntimeHealth, SourceResult
 
@@ -84,7 +84,7 @@ def fallback_record() -> Path:
     return leangym_home() / "session-fallback.txt"
 
 
-class EmbeddedRuntime(LeanRuntime):
+class EmbeddedRuntime(StreamingRuntime):
     """The embedded Lean: long-lived sessions (`mode="session"`, the default), or one process per
     batch (`"oneshot"`, `runtime.FileRuntime`), chosen automatically when sessions cannot start.
 
@@ -133,11 +133,6 @@ class EmbeddedRuntime(LeanRuntime):
 
     def import_hint(self, module: str) -> str:
         return self.launcher.import_hint(module)
-
-    def check(
-        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
-    ) -> list[SourceResult]:
-        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,

@@ -23,7 +23,7 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import default_workers, run_to_end
 from leangym.lean_project.repl import SCRATCH
 from leangym.lean_project.repl_runtime import ReplRuntime, find_repl, native_repl_runtime
-from leangym.lean_project.runtime import LeanRuntime, ignore_result
+from leangym.lean_project.runtime import StreamingRuntime
 from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
@@ -143,7 +143,7 @@ def find_native(project: Path | None = None) -> NativeLauncher:
     return NativeLauncher(lean=lean_bin, lean_path=paths, version=version, project=project)
 
 
-class NativeRuntime(LeanRuntime):
+class NativeRuntime(StreamingRuntime):
     """A native toolchain: sessions of the session program check and export, the judge decides, the
     REPL (when built) keeps proof states (see the module docstring)."""
 
@@ -195,11 +195,6 @@ class NativeRuntime(LeanRuntime):
     @property
     def lean_batches(self) -> int:  # type: ignore[override]
         return self.sessions.lean_batches
-
-    def check(
-        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
-    ) -> list[SourceResult]:
-        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,

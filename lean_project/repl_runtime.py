@@ -26,7 +26,7 @@ from typing import Any
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
-from leangym.lean_project.runtime import LeanRuntime, ignore_result
+from leangym.lean_project.runtime import StreamingRuntime
 from leangym.lean_project.source import Split, split_header
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
 
@@ -39,7 +39,7 @@ class _Request:
     export: bool = False
 
 
-class ReplRuntime(LeanRuntime):
+class ReplRuntime(StreamingRuntime):
     """A `LeanRuntime` over a `ReplPool` (see the module docstring).
 
     The pool's processes are the Lean REPL (`native`) or leangym's own session program
@@ -86,11 +86,6 @@ class ReplRuntime(LeanRuntime):
 
     def proof_states(self) -> ReplPool | None:
         return self.pool if self._keeps_proof_states else None
-
-    def check(
-        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
-    ) -> list[SourceResult]:
-        return self.check_each(sources, ignore_result, timeout=timeout, export=export)
 
     def check_each(
         self,

@@ -40,10 +40,6 @@ from leangym.lean_project.process import LeanProcess, private_dir, run_slots, sp
 from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
 
-def ignore_result(index: int, result: SourceResult) -> None:
-    """The `on_result` of a caller who waits for the whole batch (`LeanRuntime.check` over `check_each`)."""
-
-
 class LeanRuntime(ABC):
     """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
 
@@ -126,6 +122,30 @@ class LeanRuntime(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class StreamingRuntime(LeanRuntime):
+    """A runtime whose Lean answers source by source: it reports each result as it comes
+    (`check_each`, its own), and `check` waits for the whole batch."""
+
+    def check(
+        self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
+    ) -> list[SourceResult]:
+        return self.check_each(sources, _ignore, timeout=timeout, export=export)
+
+    @abstractmethod
+    def check_each(
+        self,
+        sources: Sequence[str],
+        on_result: Callable[[int, SourceResult], None],
+        *,
+        timeout: float | None = None,
+        export: bool = False,
+    ) -> list[SourceResult]: ...
+
+
+def _ignore(index: int, result: SourceResult) -> None:
+    """The `on_result` of a caller who waits for the whole batch."""
 
 
 class Launcher(Protocol):
