@@ -234,7 +234,7 @@ class Verifier:
         return assemble(problem, statement, sub, self.policy)
 
     def _run(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
-        """Steps 5 and 6: one `check` call for every job; the judge (or the audit) after it."""
+        """Steps 5 and 6: one `check` call for every job, and the judge beside it (or the audit after it)."""
         started = time.monotonic()
         try:
             if runtime.has_judge():
@@ -256,14 +256,13 @@ class Verifier:
         with _JudgeLine(runtime, self.policy.timeout) as line:
 
             def on_result(i: int, result: SourceResult) -> None:
-                verdicts[i] = untrusted = judge(result, jobs[i].assembled)
-                if untrusted.proved:
-                    check = self._kernel_check(jobs[i], result)
-                    if isinstance(check, Verdict):
-                        verdicts[i] = check
-                    else:
-                        accepted[i], verdicts[i] = untrusted, unanswered
-                        line.put(i, check)
+                untrusted = judge(result, jobs[i].assembled)
+                check = self._kernel_check(jobs[i], result) if untrusted.proved else untrusted
+                if isinstance(check, Verdict):  # rejected by the untrusted run, or the judge cannot be asked
+                    verdicts[i] = check
+                else:
+                    accepted[i], verdicts[i] = untrusted, unanswered
+                    line.put(i, check)
 
             runtime.check_each([j.assembled.source for j in jobs], on_result, timeout=self.policy.timeout, export=True)
         for i, answer in line.answers.items():
