@@ -12,6 +12,10 @@ replays every accepted proof through the kernel in a second process (`lean_proje
    untrusted check alone against `verify_batch` with the judge (the same proofs' twins, so
    no answer is cached), the judge working beside the check (each proof as soon as the check has
    answered for it) and after it (as before), and the judge's resident memory after the run.
+3. Large: one proof whose term is large (`grind` on `core_nt_digit_sum_mod9`, a ~2 MB export):
+   the untrusted check without and with the export of its declarations, and the judge's replay
+   (its reference already elaborated). The export once copied its whole table for every entry
+   (quadratic: 25 s of export for this proof); this is where that would show again.
 
 Ratios are printed beside each pair; every number comes from this one run.
 """
@@ -19,6 +23,7 @@ Ratios are printed beside each pair; every number comes from this one run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +32,9 @@ from typing import Any
 from runtime_batching import problem_and_proof  # the same small proofs (bench/ is on sys.path)
 from session import SMALL, PeakSampler, row, timed
 
+from leangym.envs.problems import load_problems
 from leangym.lean_project import SourceResult, get_runtime
+from leangym.lean_project.kernel import KernelCheck, name_parts, reference_source
 from leangym.lean_project.toolchain import locate
 from leangym.rewards import Problem, Verifier
 
@@ -83,10 +90,33 @@ def warm(n: int) -> None:
     print(f"  the judge process after the run: {judge_mb / 1024:.2f} GB resident")
 
 
+def large() -> None:
+    print("\n3. one large proof: grind on core_nt_digit_sum_mod9")
+    problem = next(p for p in load_problems("core") if p.name == "core_nt_digit_sum_mod9")
+    source = f"{problem.header}{problem.formal_statement}\n  grind\n"
+    runtime = get_runtime("embedded")
+    runtime.check(["theorem warm : True := trivial"])
+    base = timed(lambda: runtime.check([source]))
+    results: list[SourceResult] = []
+    wall = timed(lambda: results.extend(runtime.check([source], export=True)))
+    constants = results[0].constants
+    assert constants is not None, results
+    size = len(json.dumps(constants)) / 1e6
+    item = KernelCheck(reference_source(problem.header, problem.formal_statement), name_parts(problem.name), constants)
+    runtime.kernel_check([item])  # the judge elaborates the reference once
+    answers: list = []
+    replay = timed(lambda: answers.extend(runtime.kernel_check([item])))
+    assert answers[0].status == "ok", answers
+    runtime.close()
+    row("untrusted check", base)
+    row(f"untrusted check and export ({size:.1f} MB)", wall, None, base)
+    row("the judge's replay", replay, None, base)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--proofs", type=int, default=64)
-    ap.add_argument("--only", choices=["cold", "warm"])
+    ap.add_argument("--only", choices=["cold", "warm", "large"])
     args = ap.parse_args()
     print(f"embedded Lean {locate().version}, {os.cpu_count()} cores\n")
     t0 = time.monotonic()
@@ -94,6 +124,8 @@ def main() -> None:
         cold()
     if args.only in (None, "warm"):
         warm(args.proofs)
+    if args.only in (None, "large"):
+        large()
     print(f"\n(total {time.monotonic() - t0:.0f} s)")
 
 

@@ -172,7 +172,9 @@ def Export.new : IO Export := do
 
 /-- Append `j` to `entries` and remember it under `key`: its index. -/
 def add (entries : IO.Ref (Array Json)) (ids : Table) (key : Key) (j : Json) : IO Nat := do
-  let i ← entries.modifyGet fun a => (a.size, a.push j)
+  -- The size read after the push: read before it, it kept `a` shared while it grew (the compiler
+  -- moved the read past the push), and every entry copied the whole table.
+  let i ← entries.modifyGet fun a => let a := a.push j; (a.size - 1, a)
   ids.insert key i
   return i
 
@@ -217,14 +219,6 @@ def binderCode : BinderInfo → Nat
   | .strictImplicit => 2
   | .instImplicit => 3
 
-/-- The index of an expression whose entry is written (metadata is transparent). -/
-partial def written (x : Export) (e : Expr) : IO Nat := do
-  match e with
-  | .mdata _ b => written x b
-  | _ => match ← x.exprIds.find? (.expr e) with
-    | some i => return i
-    | none => throw (IO.userError "an expression was exported before its parts")
-
 def parts : Expr → List Expr
   | .app f a => [f, a]
   | .lam _ t b _ => [t, b]
@@ -233,50 +227,60 @@ def parts : Expr → List Expr
   | .proj _ _ a => [a]
   | _ => []
 
-/-- The entry of `e`, whose parts are written already. -/
-def entry (x : Export) (e : Expr) : IO Json := do
+def arity : Expr → Nat
+  | .app .. | .lam .. | .forallE .. => 2
+  | .letE .. => 3
+  | .proj .. => 1
+  | _ => 0
+
+/-- The entry of `e`, given the indices of its parts in the order of `parts e` (0 past its arity). -/
+def entry (x : Export) (e : Expr) (p0 p1 p2 : Nat) : IO Json := do
   match e with
   | .bvar i => return Json.arr #[Json.str "b", jnat i]
   | .sort l => return Json.arr #[Json.str "s", jnat (← exLevel x l)]
   | .const n ls => return Json.arr #[Json.str "c", jnat (← exName x n), ← exLevels x ls #[]]
-  | .app f a => return Json.arr #[Json.str "a", jnat (← written x f), jnat (← written x a)]
-  | .lam n t b bi =>
-    return Json.arr #[Json.str "l", jnat (← exName x n), jnat (← written x t), jnat (← written x b),
-      jnat (binderCode bi)]
-  | .forallE n t b bi =>
-    return Json.arr #[Json.str "f", jnat (← exName x n), jnat (← written x t), jnat (← written x b),
-      jnat (binderCode bi)]
-  | .letE n t v b nd =>
-    return Json.arr #[Json.str "t", jnat (← exName x n), jnat (← written x t), jnat (← written x v),
-      jnat (← written x b), Json.bool nd]
+  | .app .. => return Json.arr #[Json.str "a", jnat p0, jnat p1]
+  | .lam n _ _ bi => return Json.arr #[Json.str "l", jnat (← exName x n), jnat p0, jnat p1, jnat (binderCode bi)]
+  | .forallE n _ _ bi => return Json.arr #[Json.str "f", jnat (← exName x n), jnat p0, jnat p1, jnat (binderCode bi)]
+  | .letE n _ _ _ nd => return Json.arr #[Json.str "t", jnat (← exName x n), jnat p0, jnat p1, jnat p2, Json.bool nd]
   | .lit (.natVal k) => return Json.arr #[Json.str "n", Json.str (toString k)]
   | .lit (.strVal t) => return Json.arr #[Json.str "S", Json.str t]
-  | .proj n i a => return Json.arr #[Json.str "p", jnat (← exName x n), jnat i, jnat (← written x a)]
+  | .proj n i _ => return Json.arr #[Json.str "p", jnat (← exName x n), jnat i, jnat p0]
   | _ => return Json.arr #[Json.str "?"]  -- free or meta variables: never in a declaration
 
-def pending (es : List Expr) (rest : List (Expr × Bool)) : List (Expr × Bool) :=
+/-- A step of the walk: `visit e` leaves the index of `e` on the stack (writing it and its parts
+first if they are new); `build e` writes the entry of `e` from its parts' indices on the stack. -/
+inductive Step where
+  | visit (e : Expr)
+  | build (e : Expr) (arity : Nat)
+
+def popN (stack : Array Nat) : Nat → Array Nat
+  | 0 => stack
+  | n + 1 => popN stack.pop n
+
+def visits (es : List Expr) (rest : List Step) : List Step :=
   match es with
   | [] => rest
-  | e :: more => (e, false) :: pending more rest
+  | e :: more => .visit e :: visits more rest
 
-/-- Write every expression of the work list, parts first, with a list for a stack: a proof term is
-deeper than the interpreter's stack holds (a `grind` proof overflowed a recursive walk). -/
-partial def drain (x : Export) (work : List (Expr × Bool)) : IO Unit := do
+/-- Run the walk, with lists and an array for stacks: a proof term is deeper than the interpreter's
+stack holds (a `grind` proof overflowed a recursive walk). -/
+partial def walk (x : Export) (work : List Step) (stack : Array Nat) : IO (Array Nat) := do
   match work with
-  | [] => return
-  | (e, ready) :: rest =>
-    match e with
-    | .mdata _ b => drain x ((b, ready) :: rest)
-    | _ =>
-      if (← x.exprIds.find? (.expr e)).isSome then drain x rest
-      else if ready then
-        let _ ← add x.exprs x.exprIds (.expr e) (← entry x e)
-        drain x rest
-      else drain x (pending (parts e) ((e, true) :: rest))
+  | [] => return stack
+  | .visit (.mdata _ b) :: rest => walk x (.visit b :: rest) stack
+  | .visit e :: rest =>
+    match ← x.exprIds.find? (.expr e) with
+    | some i => walk x rest (stack.push i)
+    | none => walk x (visits (parts e) (.build e (arity e) :: rest)) stack
+  | .build e n :: rest =>
+    let base := stack.size - n
+    let j ← entry x e (stack.getD base 0) (stack.getD (base + 1) 0) (stack.getD (base + 2) 0)
+    let i ← add x.exprs x.exprIds (.expr e) j
+    walk x rest ((popN stack n).push i)
 
 def exExpr (x : Export) (e : Expr) : IO Nat := do
-  drain x [(e, false)]
-  written x e
+  return (← walk x [.visit e] #[])[0]!
 
 def hintsJson : ReducibilityHints → Json
   | .opaque => Json.str "o"
