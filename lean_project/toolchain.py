@@ -100,6 +100,13 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    stdout, so it could write a forged answer or read the next request (found by a red-team
 #    helper). Reads and writes of descriptors 0 and 1 from any thread but Node's main thread,
 #    where the session program talks to its client, now fail with EBADF.
+# 11. The main module's symbol table (`updateGOT`). At start-up, in the main thread and again in every
+#    thread's instance, the glue gave each of the ~201,000 exports a global of its own and gave each
+#    exported function a table slot one `grow(1)` at a time: ~0.8 s an instance, two on the path of
+#    a cold verdict (a quarter of it). The slots are now given in one `grow`, at the same indices in
+#    the same order (a function pointer must mean the same function in every thread), and globals
+#    are made only for the ~270 symbols the module imports through them; one asked for later gets
+#    its value as before, when it is asked for (`reportUndefinedSymbols`).
 # The stdin reader of patch 5: a Node worker (not one of Lean's threads) reads fd 0 as a stream and copies
 # what comes into a 1 MB ring shared with the main thread (c[0] bytes written, c[1] bytes read, c[2] end
 # of input), waking it at once; when the ring is full it stops reading until the main thread catches up.
@@ -122,7 +129,19 @@ _CONFINE = (
     'for(var lgI=2;lgI<lgP.length;lgI++)lgRO.push(lgP.slice(0,lgI).join("/"))}'
     "for(var lgD of lgRO)try{FS.chmod(lgD,365)}catch(e){}FS.ignorePermissions=false}"
 )
+_FAST_GOT = (
+    "var leangymUpdateGOT=exports=>{if(freeTableIndexes.length)return updateGOT(exports);"
+    "var fresh=[],seen=new Set;for(var symName in exports){if(isInternalSym(symName))continue;"
+    'var value=exports[symName];if(typeof value=="function"&&!seen.has(value)&&!getFunctionAddress(value)){'
+    "seen.add(value);fresh.push(value)}}"
+    "if(fresh.length){var base=wasmTable.grow(fresh.length);for(var i=0;i<fresh.length;i++){"
+    "setWasmTableEntry(base+i,fresh[i]);functionsInTableMap.set(fresh[i],base+i)}}"
+    "var wanted={};for(var symName in GOT)if(symName in exports)wanted[symName]=exports[symName];"
+    "updateGOT(wanted)};"
+)
 _REPLACEMENTS = (
+    ("var updateGOT=(exports,replace)=>{", _FAST_GOT + "var updateGOT=(exports,replace)=>{"),
+    ("updateGOT(origExports);LDSO.init();", "leangymUpdateGOT(origExports);LDSO.init();"),
     (
         "newSymIndex=Object.keys(lib.exports).indexOf(symbol);",
         "var symIdx=lib.leangymSymbolIndex||(lib.leangymSymbolIndex="
