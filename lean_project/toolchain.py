@@ -140,8 +140,6 @@ _FAST_GOT = (
     "updateGOT(wanted)};"
 )
 _REPLACEMENTS = (
-    ("var updateGOT=(exports,replace)=>{", _FAST_GOT + "var updateGOT=(exports,replace)=>{"),
-    ("updateGOT(origExports);LDSO.init();", "leangymUpdateGOT(origExports);LDSO.init();"),
     (
         "newSymIndex=Object.keys(lib.exports).indexOf(symbol);",
         "var symIdx=lib.leangymSymbolIndex||(lib.leangymSymbolIndex="
@@ -214,6 +212,8 @@ _REPLACEMENTS = (
         "convertNodeCode(e){var code=e.code;return ERRNO_CODES[code]}",
         'convertNodeCode(e){var code=e.code;return ERRNO_CODES[code==="ERR_ACCESS_DENIED"?"EACCES":code]}',
     ),
+    ("var updateGOT=(exports,replace)=>{", _FAST_GOT + "var updateGOT=(exports,replace)=>{"),
+    ("updateGOT(origExports);LDSO.init();", "leangymUpdateGOT(origExports);LDSO.init();"),
 )
 _DEBUG_LOG, _DEBUG_QUIET = 'console.log("[DEBUG', 'void("[DEBUG'
 _EXPORTS_FN = "function assignWasmExports(wasmExports){"
