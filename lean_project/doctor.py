@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import importlib.util
 import os
@@ -103,18 +104,25 @@ def python_status() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    gpu = None
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    torch_version = version("torch")
     return {
-        "torch": version("torch"),
+        "torch": torch_version,
         "transformers": version("transformers"),
         "gymnasium": version("gymnasium"),
         "vllm": version("vllm") or "not installed (pip install 'lean-gym[gpu]' on a CUDA machine)",
-        "gpu": gpu,
+        "gpu": _gpu(torch_version),
     }
+
+
+def _gpu(torch_version: str | None) -> str | None:
+    """The first GPU torch sees. Torch is asked only where it could see one (importing it takes ~2 s,
+    a third of `make demo`'s wait before training): not for a CPU build, nor with no GPU device node."""
+    devices = glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd")  # NVIDIA, or ROCm (torch.cuda too)
+    if torch_version is None or torch_version.endswith("+cpu") or not devices:
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def report() -> dict[str, Any]:
