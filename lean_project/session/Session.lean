@@ -227,6 +227,8 @@ def parts : Expr → List Expr
   | .proj _ _ a => [a]
   | _ => []
 
+/-- `(parts e).length`, written out: the library's `List.length` is polymorphic, and the interpreter
+cannot find its reduced-arity copy (`_redArg`) from a compiled module (likewise `visits`, a `map`). -/
 def arity : Expr → Nat
   | .app .. | .lam .. | .forallE .. => 2
   | .letE .. => 3
