@@ -51,6 +51,40 @@ def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> Non
     assert not (tmp_path / "patched.js").exists()
 
 
+def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check before every start compares each file's signature (inode, size, times) and hashes only
+    a file whose signature moved: a same-size write with its old modification time put back is still
+    seen (its change time moved, so it is hashed), a rewrite with the same bytes is not a change."""
+    installed = toolchain.locate()
+    monkeypatch.setenv("LEANGYM_HOME", str(tmp_path / "home"))  # the records go here
+    root = tmp_path / "toolchain"
+    toolchain._make_once(
+        root / "lib", lambda d: (d / "lean").mkdir() or (d / "lean" / "Init.olean").write_bytes(b"A" * 64)
+    )
+    toolchain._make_once(root / "bin-1", lambda d: (d / "lean.js").write_text("glue"))
+    olean, glue = root / "lib" / "lean" / "Init.olean", root / "bin-1" / "lean.js"
+    launcher = replace(installed, glue=glue, library=root / "lib" / "lean")
+    assert toolchain.verify_toolchain(launcher) is None
+
+    def write(path: Path, data: bytes) -> None:
+        before = path.stat()
+        path.chmod(0o644)
+        path.write_bytes(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old modification time put back
+        path.chmod(0o444)
+
+    write(olean, b"B" * 64)
+    assert "Init.olean differs from the file laid out" in (toolchain.verify_toolchain(launcher) or "")
+    write(olean, b"A" * 64)
+    assert toolchain.verify_toolchain(launcher) is None
+    (root / "bin-1").chmod(0o755)
+    (root / "bin-1" / "extra.js").write_text("")
+    assert "extra.js was added" in (toolchain.verify_toolchain(launcher) or "")
+    (root / "bin-1" / "extra.js").unlink()
+    glue.unlink()
+    assert "lean.js was removed" in (toolchain.verify_toolchain(launcher) or "")
+
+
 def test_installed_glue_is_patched() -> None:
     glue = toolchain.locate().glue.read_text(encoding="utf-8")
     assert "leangymSymbolIndex" in glue and "Object.keys(lib.exports).indexOf(symbol)" not in glue
