@@ -7,7 +7,9 @@
    before (only the symbol lookup and the debug output fixed: how every check started) and
    with today's patched glue, then a one-shot batch (`FileRuntime`: the session program over
    a request file) and a session (runtime made, then one check), each started both ways:
-   Lean elaborating Session.lean at start, and the precompiled program (`Boot.lean`).
+   Lean elaborating Session.lean at start, and the precompiled program (`Boot.lean`); last,
+   a trusted verdict (`Verifier.verify` on a new runtime: the session's check, then the
+   judge's replay, both Lean processes started together).
 2. A `LeanTactic-v0` step in steady state: the median of `--steps` steps, each on a state
    no step saw before (so no cache answers it), on a warm session; and of `--oneshot-steps`
    steps with one Lean process per step.
@@ -39,7 +41,7 @@ import leangym.envs  # noqa: F401 - registers the environments
 from leangym.envs.problems import load_problems
 from leangym.lean_project import FileRuntime, embedded, get_runtime, toolchain
 from leangym.lean_project.process import default_workers, private_dir, tree_rss_mb
-from leangym.rewards import Verifier, get_verifier
+from leangym.rewards import Problem, Verifier, get_verifier
 
 SMALL = "theorem small (a b : Nat) (h : a < b) : a + 1 ≤ b := by omega"
 
@@ -124,6 +126,14 @@ def cold(launcher: toolchain.EmbeddedLauncher) -> None:
             wall = timed(lambda session=session: session.check([SMALL]))
             session.close()
         row(f"session, {name}", wall, peak.peak, before)
+    # What a user waits for: a trusted verdict needs the session's check and the judge's replay,
+    # two Lean processes started together.
+    problem = Problem("small", SMALL.removesuffix(" omega"))
+    with PeakSampler() as peak:
+        runtime = get_runtime("embedded")
+        wall = timed(lambda: Verifier(runtime).verify(problem, "  omega"))
+        runtime.close()
+    row("trusted verdict (session and judge)", wall, peak.peak, before)
 
 
 def tactic_steps(n: int, oneshot_steps: int) -> None:

@@ -108,6 +108,10 @@ GLUE_SHA256 = "0baaafd5d088d288ec44ff57d5ced4146e95ff6ba975c19787fcfcd26f89f87d"
 #    the same order (a function pointer must mean the same function in every thread), and globals
 #    are made only for the ~270 symbols the module imports through them; one asked for later gets
 #    its value as before, when it is asked for (`reportUndefinedSymbols`).
+# 12. Merging the main module's exports into the import table (`mergeLibSymbols`), in every
+#    instance: the glue made an [name, export] array and a closure for each of the ~201,000 exports
+#    (~0.44 s an instance, two on a cold verdict's path). The same entries, in the same order (the
+#    symbol index of patch 1 is their order), now come from one `for … in` loop: ~0.13 s.
 # The stdin reader of patch 5: a Node worker (not one of Lean's threads) reads fd 0 as a stream and copies
 # what comes into a 1 MB ring shared with the main thread (c[0] bytes written, c[1] bytes read, c[2] end
 # of input), waking it at once; when the ring is full it stops reading until the main thread catches up.
@@ -215,6 +219,15 @@ _REPLACEMENTS = (
     ),
     ("var updateGOT=(exports,replace)=>{", _FAST_GOT + "var updateGOT=(exports,replace)=>{"),
     ("updateGOT(origExports);LDSO.init();", "leangymUpdateGOT(origExports);LDSO.init();"),
+    (
+        "var mergeLibSymbols=(exports,libName)=>{for(var[sym,exp]of Object.entries(exports)){const setImport="
+        "target=>{if(!isSymbolDefined(target)){wasmImports[target]=exp}};setImport(sym);"
+        'const main_alias="__main_argc_argv";if(sym=="main"){setImport(main_alias)}'
+        'if(sym==main_alias){setImport("main")}}};',
+        "var mergeLibSymbols=(exports,libName)=>{for(var sym in exports){var exp=exports[sym],had=wasmImports[sym];"
+        'if(!had||had.stub)wasmImports[sym]=exp;if(sym=="main"||sym=="__main_argc_argv"){'
+        'var alias=sym=="main"?"__main_argc_argv":"main";if(!isSymbolDefined(alias))wasmImports[alias]=exp}}};',
+    ),
 )
 _DEBUG_LOG, _DEBUG_QUIET = 'console.log("[DEBUG', 'void("[DEBUG'
 _EXPORTS_FN = "function assignWasmExports(wasmExports){"
