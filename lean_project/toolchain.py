@@ -21,6 +21,7 @@ were laid out and kept outside /tmp, are checked before every Lean process start
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -437,8 +438,11 @@ def _make_once(target: Path, build: Callable[[Path], None]) -> None:
     # File times move with the kernel's clock tick (up to 10 ms): from here on, a write gets a later
     # change time than the one recorded below.
     time.sleep(0.02)
-    stats = {name: _signature(path) for name, path in _files(target).items()}
-    record = _digest_record(target)
+    _write_record(target, digests, {name: _signature(path) for name, path in _files(target).items()})
+
+
+def _write_record(folder: Path, digests: dict[str, str], stats: dict[str, list[int]]) -> None:
+    record = _digest_record(folder)
     record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_suffix(f".{os.getpid()}")
     tmp.write_text(json.dumps({"sha256": digests, "stat": stats}, indent=0, sort_keys=True))
@@ -497,7 +501,10 @@ def verify_toolchain(launcher: EmbeddedLauncher) -> str | None:
     Checked before every Lean process starts: a change means something wrote where no Lean
     may write, and such a toolchain is refused. A file whose signature (`_signature`) is the one
     recorded after lay-out was not written since; only a file whose signature moved is hashed
-    again (hashing all of the library's 240 MB took ~0.45 s of every start).
+    again (hashing all of the library's 240 MB took ~0.45 s of every start). A moved signature
+    over the same bytes (a hard link made or removed moves the change time) is recorded anew,
+    once it is a second old (file times move by clock ticks: a write in the same tick would
+    keep it), so the next start does not hash that file again.
     """
     for folder in (launcher.library.parent, launcher.glue.parent):
         record = _digest_record(folder)
@@ -510,9 +517,18 @@ def verify_toolchain(launcher: EmbeddedLauncher) -> str | None:
         moved = sorted(set(expected) ^ set(found))
         if moved:
             return f"{folder / moved[0]} was {'added' if moved[0] in found else 'removed'} since it was laid out"
+        renewed = {}
         for name, path in sorted(found.items()):
-            if _signature(path) != stats.get(name) and _sha256(path) != expected[name]:
+            before = _signature(path)
+            if before == stats.get(name):
+                continue
+            if _sha256(path) != expected[name]:
                 return f"{path} differs from the file laid out at install"
+            if _signature(path) == before and time.time_ns() - before[3] > 1_000_000_000:
+                renewed[name] = before
+        if renewed:
+            with contextlib.suppress(OSError):  # only a cost: the next start hashes those files again
+                _write_record(folder, expected, {**stats, **renewed})
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -54,7 +55,8 @@ def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> Non
 def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The check before every start compares each file's signature (inode, size, times) and hashes only
     a file whose signature moved: a same-size write with its old modification time put back is still
-    seen (its change time moved, so it is hashed), a rewrite with the same bytes is not a change."""
+    seen (its change time moved, so it is hashed), a rewrite with the same bytes is not a change (and
+    its new signature is recorded)."""
     installed = toolchain.locate()
     monkeypatch.setenv("LEANGYM_HOME", str(tmp_path / "home"))  # the records go here
     root = tmp_path / "toolchain"
@@ -77,6 +79,10 @@ def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatc
     assert "Init.olean differs from the file laid out" in (toolchain.verify_toolchain(launcher) or "")
     write(olean, b"A" * 64)
     assert toolchain.verify_toolchain(launcher) is None
+    time.sleep(1.1)  # a second on, the same bytes under a new signature are recorded: no hashing next time
+    assert toolchain.verify_toolchain(launcher) is None
+    recorded = json.loads(toolchain._digest_record(root / "lib").read_text())["stat"]
+    assert recorded["lean/Init.olean"] == toolchain._signature(olean)
     (root / "bin-1").chmod(0o755)
     (root / "bin-1" / "extra.js").write_text("")
     assert "extra.js was added" in (toolchain.verify_toolchain(launcher) or "")
