@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -435,18 +436,16 @@ def _make_once(target: Path, build: Callable[[Path], None]) -> None:
     _read_only(staging)
     _remove(target)  # an unfinished one from a process that died, or one whose record is gone
     staging.rename(target)
-    # File times move with the kernel's clock tick (up to 10 ms): from here on, a write gets a later
-    # change time than the one recorded below.
-    time.sleep(0.02)
-    _write_record(target, digests, {name: _signature(path) for name, path in _files(target).items()})
+    _write_record(target, {"sha256": digests, "stat": {}})  # signatures: from the first checks on
 
 
-def _write_record(folder: Path, digests: dict[str, str], stats: dict[str, list[int]]) -> None:
-    record = _digest_record(folder)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(f".{os.getpid()}")
-    tmp.write_text(json.dumps({"sha256": digests, "stat": stats}, indent=0, sort_keys=True))
-    tmp.replace(record)
+def _write_record(folder: Path, record: dict[str, dict]) -> None:
+    path = _digest_record(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=0, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def _digest_record(folder: Path) -> Path:
@@ -466,10 +465,15 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def _signature(path: Path) -> list[int]:
-    """What changes whenever a file is written, replaced or its mode set: its inode, size, and
-    modification and change times (links followed). No one can set a change time back."""
+    """What changes whenever a file is written, replaced or its mode set: its device, inode, size,
+    and modification and change times (links followed). No one can set a change time back."""
     st = path.stat()
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+# File times move by clock ticks (milliseconds here, 1-2 s on some file systems): a signature is
+# recorded only once its change time is older than any tick, so that no later write can keep it.
+_SETTLED_NS = 2_000_000_000
 
 
 def _read_only(folder: Path) -> None:
@@ -499,12 +503,13 @@ def verify_toolchain(launcher: EmbeddedLauncher) -> str | None:
     """Why the toolchain may not run (a file differs from its digest at install), or None.
 
     Checked before every Lean process starts: a change means something wrote where no Lean
-    may write, and such a toolchain is refused. A file whose signature (`_signature`) is the one
-    recorded after lay-out was not written since; only a file whose signature moved is hashed
-    again (hashing all of the library's 240 MB took ~0.45 s of every start). A moved signature
-    over the same bytes (a hard link made or removed moves the change time) is recorded anew,
-    once it is a second old (file times move by clock ticks: a write in the same tick would
-    keep it), so the next start does not hash that file again.
+    may write, and such a toolchain is refused. Hashing all of the library's 240 MB took ~0.45 s
+    of every start, so a file is hashed only when its signature (`_signature`) is not the one
+    recorded: one recorded was taken after the file's bytes were found to be the laid-out ones,
+    and it moves with any later write. What has been hashed and found unchanged is recorded
+    (`_renew`; a hard link made or removed moves a change time too). Not seen: a write through a
+    shared memory map that was already writable (native code as this user, which could as well
+    rewrite the record).
     """
     for folder in (launcher.library.parent, launcher.glue.parent):
         record = _digest_record(folder)
@@ -517,19 +522,31 @@ def verify_toolchain(launcher: EmbeddedLauncher) -> str | None:
         moved = sorted(set(expected) ^ set(found))
         if moved:
             return f"{folder / moved[0]} was {'added' if moved[0] in found else 'removed'} since it was laid out"
-        renewed = {}
+        unchanged = {}
         for name, path in sorted(found.items()):
             before = _signature(path)
             if before == stats.get(name):
                 continue
             if _sha256(path) != expected[name]:
                 return f"{path} differs from the file laid out at install"
-            if _signature(path) == before and time.time_ns() - before[3] > 1_000_000_000:
-                renewed[name] = before
-        if renewed:
-            with contextlib.suppress(OSError):  # only a cost: the next start hashes those files again
-                _write_record(folder, expected, {**stats, **renewed})
+            if _signature(path) == before and time.time_ns() - before[4] > _SETTLED_NS:
+                unchanged[name] = before  # not written while it was hashed, nor since
+        if unchanged:
+            _renew(folder, expected, unchanged)
     return None
+
+
+def _renew(folder: Path, digests: dict[str, str], signatures: dict[str, list[int]]) -> None:
+    """Add the signatures of files found unchanged to `folder`'s record, under the lay-out lock, unless
+    the folder was laid out anew meanwhile. Skipped when the lock is busy: only a cost (hashing again)."""
+    with contextlib.suppress(OSError, ValueError, KeyError), (folder.parent / ".layout.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        recorded = json.loads(_digest_record(folder).read_text())
+        if recorded["sha256"] == digests:
+            _write_record(folder, {"sha256": digests, "stat": {**recorded["stat"], **signatures}})
 
 
 def _unpack_library(package: Path, into: Path) -> None:

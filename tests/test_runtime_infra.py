@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -53,20 +52,25 @@ def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> Non
 
 
 def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check before every start compares each file's signature (inode, size, times) and hashes only
-    a file whose signature moved: a same-size write with its old modification time put back is still
-    seen (its change time moved, so it is hashed), a rewrite with the same bytes is not a change (and
-    its new signature is recorded)."""
-    installed = toolchain.locate()
+    """The check before every start hashes a file only when its signature (inode, size, times) is not
+    the one recorded, and records one only for bytes found unchanged: a same-size write with its old
+    modification time put back is seen before and after the signatures are recorded."""
     monkeypatch.setenv("LEANGYM_HOME", str(tmp_path / "home"))  # the records go here
+    hashed: list[Path] = []
+    sha256 = toolchain._sha256
+    monkeypatch.setattr(toolchain, "_sha256", lambda path: hashed.append(path) or sha256(path))
     root = tmp_path / "toolchain"
     toolchain._make_once(
-        root / "lib", lambda d: (d / "lean").mkdir() or (d / "lean" / "Init.olean").write_bytes(b"A" * 64)
+        root / "lib", lambda d: (d / "lean").mkdir() or (d / "lean" / "A.olean").write_bytes(b"A" * 64)
     )
     toolchain._make_once(root / "bin-1", lambda d: (d / "lean.js").write_text("glue"))
-    olean, glue = root / "lib" / "lean" / "Init.olean", root / "bin-1" / "lean.js"
-    launcher = replace(installed, glue=glue, library=root / "lib" / "lean")
-    assert toolchain.verify_toolchain(launcher) is None
+    olean, glue = root / "lib" / "lean" / "A.olean", root / "bin-1" / "lean.js"
+    nowhere = tmp_path / "nowhere"
+    launcher = toolchain.EmbeddedLauncher(nowhere, glue, nowhere, root / "lib" / "lean", nowhere)
+
+    def check() -> str | None:
+        hashed.clear()
+        return toolchain.verify_toolchain(launcher)
 
     def write(path: Path, data: bytes) -> None:
         before = path.stat()
@@ -75,20 +79,23 @@ def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatc
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old modification time put back
         path.chmod(0o444)
 
+    assert check() is None and olean in hashed  # no signature recorded yet: every file is hashed
     write(olean, b"B" * 64)
-    assert "Init.olean differs from the file laid out" in (toolchain.verify_toolchain(launcher) or "")
+    assert "A.olean differs from the file laid out" in (check() or "")
     write(olean, b"A" * 64)
-    assert toolchain.verify_toolchain(launcher) is None
-    time.sleep(1.1)  # a second on, the same bytes under a new signature are recorded: no hashing next time
-    assert toolchain.verify_toolchain(launcher) is None
-    recorded = json.loads(toolchain._digest_record(root / "lib").read_text())["stat"]
-    assert recorded["lean/Init.olean"] == toolchain._signature(olean)
+    assert check() is None
+    time.sleep(toolchain._SETTLED_NS / 1e9 + 0.1)  # the change times are settled: signatures are recorded
+    assert check() is None and olean in hashed
+    assert check() is None and hashed == []  # nothing was written since: nothing is hashed
+    write(olean, b"B" * 64)
+    assert "A.olean differs from the file laid out" in (check() or "") and hashed == [olean]
+    write(olean, b"A" * 64)
     (root / "bin-1").chmod(0o755)
     (root / "bin-1" / "extra.js").write_text("")
-    assert "extra.js was added" in (toolchain.verify_toolchain(launcher) or "")
+    assert "extra.js was added" in (check() or "")
     (root / "bin-1" / "extra.js").unlink()
     glue.unlink()
-    assert "lean.js was removed" in (toolchain.verify_toolchain(launcher) or "")
+    assert "lean.js was removed" in (check() or "")
 
 
 def test_installed_glue_is_patched() -> None:
