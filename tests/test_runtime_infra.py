@@ -60,10 +60,13 @@ def test_a_toolchain_written_after_lay_out_is_refused(tmp_path: Path, monkeypatc
     sha256 = toolchain._sha256
     monkeypatch.setattr(toolchain, "_sha256", lambda path: hashed.append(path) or sha256(path))
     root = tmp_path / "toolchain"
-    toolchain._make_once(
-        root / "lib", lambda d: (d / "lean").mkdir() or (d / "lean" / "A.olean").write_bytes(b"A" * 64)
-    )
-    toolchain._make_once(root / "bin-1", lambda d: (d / "lean.js").write_text("glue"))
+
+    def library(staging: Path) -> None:
+        (staging / "lean").mkdir()
+        (staging / "lean" / "A.olean").write_bytes(b"A" * 64)
+
+    toolchain._make_once(root / "lib", library)
+    toolchain._make_once(root / "bin-1", lambda staging: (staging / "lean.js").write_text("glue"))
     olean, glue = root / "lib" / "lean" / "A.olean", root / "bin-1" / "lean.js"
     nowhere = tmp_path / "nowhere"
     launcher = toolchain.EmbeddedLauncher(nowhere, glue, nowhere, root / "lib" / "lean", nowhere)
