@@ -108,9 +108,12 @@ def tokenize(src: str) -> list[Token]:
     return list(_scan(src, 0, len(src)))
 
 
+CODE_KINDS = frozenset({"ident", "number", "symbol"})  # the kinds of token that are code
+
+
 def code_tokens(src: str) -> list[Token]:
     """Tokens that are code: comments, strings and characters left out."""
-    return [t for t in tokenize(src) if t.kind in ("ident", "number", "symbol")]
+    return [t for t in tokenize(src) if t.kind in CODE_KINDS]
 
 
 def _scan(src: str, i: int, stop: int) -> Iterator[Token]:

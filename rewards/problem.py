@@ -26,8 +26,8 @@ class Problem:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # carried through
 
     @property
-    def imports(self) -> list[str]:
-        return list(imports_of(self.header))
+    def imports(self) -> tuple[str, ...]:
+        return imports_of(self.header)
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Problem:

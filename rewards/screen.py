@@ -23,9 +23,10 @@ The list errs on the side of refusing: a prover loses nothing it needs for a pro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leangym.lean_project.lexer import COMMAND_WORDS, Token, code_tokens, normalize_name, tokenize
+from leangym.lean_project.lexer import CODE_KINDS, COMMAND_WORDS, Token, normalize_name, tokenize
 from leangym.rewards.policy import Policy
 
 SORRY_WORDS = frozenset({"sorry", "admit", "sorryAx"})
@@ -58,10 +59,13 @@ class Finding:
     offset: int  # where it starts in the body (code points)
 
 
-def screen(body: str, policy: Policy) -> list[Finding]:
-    """Every finding in `body`, in order of appearance (empty: the body may go to Lean)."""
-    findings = [Finding("escapes_declaration", t.text[:20], t.start) for t in tokenize(body) if t.unterminated]
-    code = code_tokens(body)
+def screen(body: str, policy: Policy, tokens: Sequence[Token] | None = None) -> list[Finding]:
+    """Every finding in `body`, in order of appearance (empty: the body may go to Lean).
+
+    `tokens`: the body's, where the caller has lexed it already (`Submission.tokens`)."""
+    tokens = tokenize(body) if tokens is None else tokens
+    findings = [Finding("escapes_declaration", t.text[:20], t.start) for t in tokens if t.unterminated]
+    code = [t for t in tokens if t.kind in CODE_KINDS]
     allowed: set[int] = set()  # `scoped` right after an `open … in`
     for i, tok in enumerate(code):
         nxt = code[i + 1] if i + 1 < len(code) else None

@@ -13,18 +13,21 @@ file Lean checks is then rebuilt from the trusted text and the body (`assembly.p
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
 from leangym.lean_project.lexer import (
+    CODE_KINDS,
     COMMAND_WORDS,
     DECLARATION_KEYWORDS,
     HEADER_COMMANDS,
     Token,
     code_tokens,
     normalize_name,
+    tokenize,
 )
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -48,6 +51,7 @@ class Statement:
     name: str | None  # the declared name (None for `example`)
 
 
+@functools.lru_cache(maxsize=4096)  # a problem's statement is parsed once, not once per proof
 def parse_statement(formal_statement: str) -> Statement:
     """Split a statement at its final `:=`. Raises ValueError unless it ends in `:=` or `:= by`."""
     text = formal_statement.rstrip()
@@ -87,6 +91,12 @@ class Submission:
     form: Literal["body", "file"]
     line: int  # 1-based line of the submitted text where `body` starts
     column: int  # column (code points) where `body` starts
+    tokens: tuple[Token, ...]  # the body's, lexed once for the screen and the verifier
+
+    @property
+    def code(self) -> list[Token]:
+        """The body's tokens that are code (comments and strings left out)."""
+        return [t for t in self.tokens if t.kind in CODE_KINDS]
 
 
 def decode(raw: str | bytes, policy: Policy) -> str | Rejection:
@@ -143,9 +153,10 @@ def strip_fence(text: str) -> tuple[str, int]:
 def read_submission(problem: Problem, statement: Statement, text: str) -> Submission | Rejection:
     """Take the proof body out of `text` (see the module docstring)."""
     content, offset = strip_fence(text)
-    code = code_tokens(content)
+    tokens = tokenize(content)
+    code = [t for t in tokens if t.kind in CODE_KINDS]
     if not _restates(code, statement):
-        return _located(text, content, offset, "body")
+        return _located(text, content, offset, "body", tokens)
     texts = [t.text for t in code]
     found = _find(texts, statement.head_tokens)
     if found is None:
@@ -163,7 +174,7 @@ def read_submission(problem: Problem, statement: Statement, text: str) -> Submis
             f"the text before the theorem {what} the problem's header",
         )
     end = code[found + len(statement.head_tokens) - 1].end
-    return _located(text, content[end:], offset + end, "file")
+    return _located(text, content[end:], offset + end, "file", tokenize(content[end:]))
 
 
 def _restates(code: list[Token], statement: Statement) -> bool:
@@ -210,8 +221,8 @@ def _common_prefix(code: list[Token], target: tuple[str, ...]) -> int:
     return k
 
 
-def _located(text: str, body: str, offset: int, form: Literal["body", "file"]) -> Submission:
-    """`body`, which starts at `offset` of the submitted `text`, with that place as line and column."""
+def _located(text: str, body: str, offset: int, form: Literal["body", "file"], tokens: list[Token]) -> Submission:
+    """`body` (lexed as `tokens`), at `offset` of the submitted `text`, with that place as line and column."""
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1)
-    return Submission(body, form, line, column)
+    return Submission(body, form, line, column, tuple(tokens))

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING
 
 from leangym.lean_project import LeanRuntime, LeanRuntimeError, SourceResult
 from leangym.lean_project.kernel import UNSOUND_AXIOMS, KernelCheck, KernelVerdict, name_parts, reference_source
-from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.shared import SharedRuntime, shared_runtime
 from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.policy import Policy
@@ -221,10 +220,10 @@ class Verifier:
         sub = read_submission(problem, statement, text)
         if isinstance(sub, Rejection):
             return Verdict("rejected", sub.reasons, detail=sub.detail)
-        findings = screen(sub.body, self.policy)
+        findings = screen(sub.body, self.policy, sub.tokens)
         if findings:
             return Verdict("rejected", reasons_of(findings), detail=describe(findings, sub.body))
-        if not code_tokens(sub.body):
+        if not sub.code:
             return Verdict("rejected", ("empty_proof",), detail="the proof body is empty")
         if isinstance(runtime, Verdict):
             return runtime

@@ -29,7 +29,7 @@ def test_shipped_sets_and_splits() -> None:
     minif2f = load_problems("minif2f")
     assert len(minif2f) == 488
     assert len(load_problems("minif2f:test")) == len(load_problems("minif2f:valid")) == 244
-    assert all(p.imports == ["Mathlib", "Aesop"] for p in minif2f)
+    assert all(p.imports == ("Mathlib", "Aesop") for p in minif2f)
     assert minif2f[1].informal_statement.startswith("/--") and "goal" in minif2f[1].extra
     core = load_problems("core")
     assert len(core) >= 150

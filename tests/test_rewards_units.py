@@ -13,6 +13,7 @@ import pytest
 
 from leangym.lean_project import InfraError, LeanRuntimeError, Position, SourceResult
 from leangym.lean_project.kernel import dependency_order, reference_source
+from leangym.lean_project.lexer import Token
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble, judge
 from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
@@ -93,7 +94,7 @@ def test_parse_statement() -> None:
 
 def test_body_and_its_position() -> None:
     sub = read("Proof:\n```lean4\n  simp\n```")
-    assert sub == Submission("  simp\n", "body", 3, 0)
+    assert sub == Submission("  simp\n", "body", 3, 0, (Token("ident", "simp", 2, 6),))
 
 
 def test_whole_file_position_and_body() -> None:
