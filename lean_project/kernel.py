@@ -21,14 +21,15 @@ putting the exported constants in dependency order (`dependency_order`).
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
-from leangym.lean_project.types import InfraError
+from leangym.lean_project.types import InfraError, SourceResult
 
 REFERENCE_NAMESPACE = "LGRef"
 # Axioms a proof may never rest on unless the policy names them. (On the embedded Lean every file is
@@ -48,6 +49,20 @@ class KernelCheck:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """What the judge checks a source's proof against: the trusted reference (`reference_source`),
+    the theorem's name as components, and whether the compiler's evaluation may be trusted."""
+
+    source: str
+    target: tuple[str, ...]
+    native: bool = False
+
+    def check(self, constants: Mapping[str, Any]) -> KernelCheck:
+        """The judge's question about a run that exported `constants`."""
+        return KernelCheck(self.source, self.target, constants, self.native)
+
+
+@dataclass(frozen=True)
 class KernelVerdict:
     """The judge's answer: `ok` (with the target's axioms), `rejected` (with why), or `error` (no answer)."""
 
@@ -55,6 +70,60 @@ class KernelVerdict:
     axioms: tuple[str, ...] = ()
     reason: str = ""
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A source's untrusted result and the judge's answer on the proof it exported.
+
+    `kernel` is None when the proof did not go to the judge (Lean did not accept it, it exported
+    nothing, or it has no reference) or the judge gave no answer."""
+
+    result: SourceResult
+    kernel: KernelVerdict | None
+
+
+class JudgeLine:
+    """The judge's side of a batch: a thread that sends what has come in to `kernel_check` in one
+    call, then again, until the batch's check is over (`LeanRuntime.check_judged`)."""
+
+    def __init__(self, kernel_check: Callable[[list[KernelCheck]], list[KernelVerdict]]):
+        self.answers: dict[int, KernelVerdict] = {}
+        self._kernel_check = kernel_check
+        self._queue: queue.SimpleQueue[tuple[int, KernelCheck] | None] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._cancelled = False  # the check failed or was interrupted: what is still queued is dropped
+        self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
+
+    def put(self, index: int, check: KernelCheck) -> None:
+        self._queue.put((index, check))
+
+    def _drain(self) -> None:
+        done = False
+        while not done:
+            waiting = [self._queue.get()]
+            while not self._queue.empty():
+                waiting.append(self._queue.get())
+            done = None in waiting
+            items = [w for w in waiting if w is not None]
+            if items and self._failure is None and not self._cancelled:
+                try:
+                    answers = self._kernel_check([c for _, c in items])
+                    self.answers.update(zip((i for i, _ in items), answers, strict=True))
+                except BaseException as e:  # raised in the caller's thread (`__exit__`)
+                    self._failure = e
+
+    def __enter__(self) -> JudgeLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._cancelled = kind is not None
+        self._queue.put(None)
+        if kind is None:  # else (Ctrl-C, a failed check) the thread sends nothing more and ends
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
 
 
 def reference_source(header: str, statement: str, namespace: str = REFERENCE_NAMESPACE) -> str:

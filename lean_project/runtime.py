@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
-from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
+from leangym.lean_project.kernel import Judged, JudgeHold, JudgeLine, KernelCheck, KernelVerdict, Reference
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
@@ -82,6 +82,23 @@ class LeanRuntime(ABC):
         for i, result in enumerate(results):
             on_result(i, result)
         return results
+
+    def check_judged(
+        self, sources: Sequence[str], references: Sequence[Reference | None], *, timeout: float | None = None
+    ) -> list[Judged]:
+        """`check` with export, and the judge's answer on every source Lean accepted
+        (`SourceResult.accepted`) that has a reference: each goes to the judge as soon as its result
+        is in, while Lean checks the rest (two processes, two cores: the judge's time hides).
+        Raises what the judge raised, after the check."""
+        with JudgeLine(lambda items: self.kernel_check(items, timeout=timeout)) as line:
+
+            def on_result(i: int, result: SourceResult) -> None:
+                reference = references[i]
+                if reference is not None and result.accepted and result.constants is not None:
+                    line.put(i, reference.check(result.constants))
+
+            results = self.check_each(sources, on_result, timeout=timeout, export=True)
+        return [Judged(result, line.answers.get(i)) for i, result in enumerate(results)]
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         """The trusted judge's verdict on each item (`kernel.py`); a runtime without a judge answers `error`

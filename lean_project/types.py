@@ -101,6 +101,12 @@ class SourceResult:
         """Lean finished the source and reported no error (`status == "ok"` says only that it finished)."""
         return self.status == "ok" and not self.has_errors
 
+    @property
+    def accepted(self) -> bool:
+        """Lean finished the source with no error and no `sorry`: all an untrusted run can say for a proof
+        (only a judge's replay makes it proved: `kernel.py`)."""
+        return self.status == "ok" and not any(m.is_error or m.uses_sorry for m in self.messages)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -40,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from leangym.lean_project import LeanRuntime, LeanRuntimeError, SourceResult
-from leangym.lean_project.kernel import UNSOUND_AXIOMS, KernelCheck, KernelVerdict, name_parts, reference_source
+from leangym.lean_project import LeanRuntime, LeanRuntimeError
+from leangym.lean_project.kernel import UNSOUND_AXIOMS, Judged, KernelVerdict, Reference, name_parts, reference_source
 from leangym.lean_project.shared import SharedRuntime, shared_runtime
 from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.policy import Policy
@@ -54,49 +53,6 @@ if TYPE_CHECKING:
     from leangym.client import RemoteVerifier
 
 DEFAULT_CACHE_SIZE = 65_536
-
-
-class _JudgeLine:
-    """The judge's side of a batch: a thread that sends what has come in to `kernel_check` in one call,
-    then again, until the batch's check is over (`Verifier._judged`)."""
-
-    def __init__(self, runtime: LeanRuntime, timeout: float):
-        self.answers: dict[int, KernelVerdict] = {}
-        self._runtime, self._timeout = runtime, timeout
-        self._queue: queue.SimpleQueue[tuple[int, KernelCheck] | None] = queue.SimpleQueue()
-        self._failure: BaseException | None = None
-        self._cancelled = False  # the check failed or was interrupted: what is still queued is dropped
-        self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
-
-    def put(self, index: int, check: KernelCheck) -> None:
-        self._queue.put((index, check))
-
-    def _drain(self) -> None:
-        done = False
-        while not done:
-            waiting = [self._queue.get()]
-            while not self._queue.empty():
-                waiting.append(self._queue.get())
-            done = None in waiting
-            items = [w for w in waiting if w is not None]
-            if items and self._failure is None and not self._cancelled:
-                try:
-                    answers = self._runtime.kernel_check([c for _, c in items], timeout=self._timeout)
-                    self.answers.update(zip((i for i, _ in items), answers, strict=True))
-                except BaseException as e:  # raised in the caller's thread (`__exit__`)
-                    self._failure = e
-
-    def __enter__(self) -> _JudgeLine:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        self._cancelled = kind is not None
-        self._queue.put(None)
-        if kind is None:  # else (Ctrl-C, a failed check) the thread sends nothing more and ends
-            self._thread.join()
-            if self._failure is not None:
-                raise self._failure
 
 
 @dataclass
@@ -246,37 +202,32 @@ class Verifier:
             return [replace(error, seconds=time.monotonic() - started)] * len(jobs)
 
     def _judged(self, runtime: LeanRuntime, jobs: list[_Job]) -> list[Verdict]:
-        """Step 6 beside step 5: each proof the untrusted run did not reject goes to the judge as soon as
-        its result is in, while Lean checks the rest (two processes, two cores: the judge's time hides).
-        Until the judge answers for it, such a proof's verdict is an `error`: only its answer makes `proved`."""
-        verdicts: list[Verdict] = [Verdict("error", ("runtime_error:no_result",))] * len(jobs)
-        accepted: dict[int, Verdict] = {}  # the untrusted run's word on the proofs sent to the judge
-        unanswered = Verdict("error", ("judge_error:no_answer",), detail="the judge gave no answer for this proof")
-        with _JudgeLine(runtime, self.policy.timeout) as line:
+        """Steps 5 and 6 in one runtime call: the untrusted check of every job, and the judge's replay of
+        each proof it accepted (`LeanRuntime.check_judged`). Only the judge's answer makes `proved`."""
+        references = [self._reference(job) for job in jobs]
+        judged = runtime.check_judged([j.assembled.source for j in jobs], references, timeout=self.policy.timeout)
+        return [self._verdict(job, j) for job, j in zip(jobs, judged, strict=True)]
 
-            def on_result(i: int, result: SourceResult) -> None:
-                untrusted = judge(result, jobs[i].assembled)
-                check = self._kernel_check(jobs[i], result) if untrusted.proved else untrusted
-                if isinstance(check, Verdict):  # rejected by the untrusted run, or the judge cannot be asked
-                    verdicts[i] = check
-                else:
-                    accepted[i], verdicts[i] = untrusted, unanswered
-                    line.put(i, check)
+    def _reference(self, job: _Job) -> Reference | None:
+        """What the judge checks the job's proof against (None for an `example`: it names no theorem)."""
+        if job.name is None:
+            return None
+        source = reference_source(job.problem.header, job.problem.formal_statement)
+        return Reference(source, name_parts(job.name), self.policy.allow_native_decide)
 
-            runtime.check_each([j.assembled.source for j in jobs], on_result, timeout=self.policy.timeout, export=True)
-        for i, answer in line.answers.items():
-            verdicts[i] = replace(self._decide(answer), messages=accepted[i].messages, seconds=accepted[i].seconds)
-        return verdicts
-
-    def _kernel_check(self, job: _Job, result: SourceResult) -> KernelCheck | Verdict:
-        """What the judge is asked about a proof the untrusted run accepted, or why it cannot be asked."""
-        if result.constants is None:  # the session program always exports: an answer without one is forged
+    def _verdict(self, job: _Job, judged: Judged) -> Verdict:
+        """The verdict: the untrusted run's rejection, or the judge's answer on what it accepted."""
+        untrusted = judge(judged.result, job.assembled)
+        if not untrusted.proved:
+            return untrusted
+        if judged.result.constants is None:  # the session program always exports: an answer without one is forged
             detail = "the Lean run that elaborated this proof answered without its declarations"
             return Verdict("rejected", ("no_export",), detail=detail)
         if job.name is None:
             return Verdict("error", ("bad_problem",), detail="an `example` names no theorem the judge can check")
-        reference = reference_source(job.problem.header, job.problem.formal_statement)
-        return KernelCheck(reference, name_parts(job.name), result.constants, self.policy.allow_native_decide)
+        if judged.kernel is None:
+            return Verdict("error", ("judge_error:no_answer",), detail="the judge gave no answer for this proof")
+        return replace(self._decide(judged.kernel), messages=untrusted.messages, seconds=untrusted.seconds)
 
     def _decide(self, answer: KernelVerdict) -> Verdict:
         """The verdict the judge's answer supports."""
