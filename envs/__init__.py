@@ -19,6 +19,7 @@ _LAZY = {
     "LeanProofVectorEnv": "leangym.envs.vector",
     "LeanTacticEnv": "leangym.envs.tactic_env",
     "TacticResult": "leangym.lean_project.tactics",
+    "TacticStep": "leangym.envs.tactic_env",
 }
 
 
@@ -46,4 +47,12 @@ def __getattr__(name: str) -> Any:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "LeanProofEnv", "LeanProofVectorEnv", "LeanTacticEnv", "TacticResult", "register_envs"]
+__all__ = [
+    "ENV_IDS",
+    "LeanProofEnv",
+    "LeanProofVectorEnv",
+    "LeanTacticEnv",
+    "TacticResult",
+    "TacticStep",
+    "register_envs",
+]

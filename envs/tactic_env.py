@@ -19,7 +19,7 @@ import re
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,28 @@ from leangym.lean_project.tactics import (
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
+from leangym.rewards.verdict import Verdict
 from leangym.rewards.verifier import Verifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "goals": 65536, "tactics": 65536}
 MAX_TACTIC_CHARS = 16384
 _TRUNCATED = "\n… (cut at the observation limit)"
+
+
+@dataclass(frozen=True)
+class TacticStep(TacticResult):
+    """A tactic's outcome in `LeanTactic-v0`: Lean's result and, once no goal is left, the
+    verifier's verdict on the whole proof (the only thing that makes a reward)."""
+
+    verdict: Verdict | None = None
+
+    @classmethod
+    def of(cls, result: TacticResult, verdict: Verdict | None = None) -> TacticStep:
+        return cls(**{f.name: getattr(result, f.name) for f in fields(TacticResult)}, verdict=verdict)
+
+    @property
+    def proved(self) -> bool:
+        return self.verdict is not None and self.verdict.proved
 
 
 class LeanTacticEnv(gym.Env[dict[str, str], str]):
@@ -134,7 +151,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.states: dict[str, TacticState] = {}  # every state of the episode, by id (the first path found)
         self.graph = nx.DiGraph()
         self.steps = 0
-        self.last: TacticResult | None = None
+        self.last: TacticStep | None = None
         self._over = False
 
     # -- Gymnasium API ---------------------------------------------------------------------
@@ -210,7 +227,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.last = None
         return self.observation()
 
-    def try_tactics(self, target: str, tactics: list[str]) -> list[TacticResult]:
+    def try_tactics(self, target: str, tactics: list[str]) -> list[TacticStep]:
         """Apply each tactic to the recorded state `target`, in one Lean run; record the results in the graph.
 
         The current state and the step count do not change: this is the node expansion of a
@@ -238,12 +255,12 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _expand(self, state: TacticState, tactics: list[str]) -> list[TacticResult]:
+    def _expand(self, state: TacticState, tactics: list[str]) -> list[TacticStep]:
         """Screen, apply (one Lean run), then verify the proofs that closed every goal (one batch)."""
         assert self.problem is not None
         screened = [(t, screen_tactic(self.verifier, t)) for t in tactics]
         applied = iter(apply_many(self.backend, state, [t for t, why in screened if not why]))
-        results = [TacticResult(None, why, tactic=t) if why else next(applied) for t, why in screened]
+        results = [TacticStep(None, why, tactic=t) if why else TacticStep.of(next(applied)) for t, why in screened]
         closed = [(i, out.state) for i, out in enumerate(results) if out.state is not None and not out.state.goals]
         if closed:
             verdicts = self.verifier.verify_batch(
@@ -260,7 +277,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             self.graph.add_node(sid, goals="\n\n".join(state.goals), n_goals=len(state.goals), depth=len(state.tactics))
         return sid
 
-    def _reached(self, parent: TacticState, out: TacticResult) -> TacticState:
+    def _reached(self, parent: TacticState, out: TacticStep) -> TacticState:
         """Record the edge of a successful outcome; return the state it reached (along this path)."""
         assert out.state is not None
         src, dst = state_id(parent.goals), self._record(out.state)
@@ -281,7 +298,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
             "tactics": _fit(tactic_block(s.tactics), OBSERVATION_LIMITS["tactics"]),
         }
 
-    def _info(self, out: TacticResult) -> dict[str, Any]:
+    def _info(self, out: TacticStep) -> dict[str, Any]:
         info: dict[str, Any] = {
             "problem": self.problem.name if self.problem else "",
             "state_id": self.state_id,

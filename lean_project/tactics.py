@@ -49,7 +49,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.pool import ReplPool, ReplWorker
@@ -57,9 +57,6 @@ from leangym.lean_project.repl import ProofStepResponse, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.source import heartbeat_limit
 from leangym.lean_project.types import InfraError, Message, Position, SourceResult
-
-if TYPE_CHECKING:  # only a type here: rewards builds on this layer, and the env attaches its verdicts
-    from leangym.rewards.verdict import Verdict
 
 __all__ = [
     "ElaborationTactics",
@@ -94,7 +91,6 @@ class TacticResult:
     messages: tuple[Message, ...] = ()  # Lean's (`ElaborationTactics`: positions from the tactic's first line)
     infra: InfraError | None = None  # Lean itself failed (crash, timeout): not a judgement of the tactic
     tactic: str = ""  # the tactic applied ("" for `start`)
-    verdict: Verdict | None = None  # set by `LeanTactic-v0` once no goal is left: the verifier's, on the whole proof
 
     @property
     def failed(self) -> bool:
@@ -107,10 +103,6 @@ class TacticResult:
     @property
     def state_id(self) -> str | None:
         return None if self.state is None else state_id(self.state.goals)
-
-    @property
-    def proved(self) -> bool:
-        return self.verdict is not None and self.verdict.proved
 
 
 class TacticBackend(Protocol):
