@@ -51,10 +51,6 @@ class SharedRuntime:
                 self._runtime = get_runtime(self.name)
             return self._runtime
 
-    def is_open(self) -> bool:
-        """Whether a runtime is made and not closed (a closed one is made again by the next `get`)."""
-        return self._runtime is not None
-
     def wraps(self, runtime: LeanRuntime) -> bool:
         return self._runtime is runtime
 

@@ -298,7 +298,6 @@ class _Handle:
     worker: int
     generation: int
     proof_state: int
-    proof_status: str  # the REPL's `proofStatus` for the state ("" at the statement's sorry)
 
 
 # A state reached on a worker and where it lives there, or why there is none (and None).
@@ -316,9 +315,8 @@ class ReplTactics:
     replaying the state's path (header, statement, tactics) before the tactic runs.
 
     A tactic fails when Lean refused it (the REPL's `Lean error: …`) or reported an error while
-    running it; the REPL's own failure is `infra`. `proof_status` is the REPL's word on the whole
-    proof so far ("Completed": it rebuilt the proof term and the kernel accepted it with no goal,
-    `sorry` or metavariable left; axioms such as `native_decide`'s are the verifier's to audit).
+    running it; the REPL's own failure is `infra`. A state with no goal left is not a verdict: the
+    environment asks the verifier about the whole proof (`LeanTactic-v0`).
 
     With `max_heartbeats` the statement is elaborated under `set_option maxHeartbeats N in`, and
     its proof states keep that option for every tactic run in them. The REPL (up to v4.33) does
@@ -352,11 +350,6 @@ class ReplTactics:
         handle = self._handle(state)
         index = handle.worker if handle is not None else self._any_worker()
         return replace(self._call(index, lambda w: self._apply_on(w, state, handle, tactic)), tactic=tactic)
-
-    def proof_status(self, state: TacticState) -> str:
-        """The REPL's `proofStatus` for `state` (see the class docstring); "" at a statement's sorry, or if unknown."""
-        handle = self._handle(state)
-        return handle.proof_status if handle is not None else ""
 
     def _call(self, index: int, run: Callable[[ReplWorker], TacticResult]) -> TacticResult:
         outcome = self.pool.call(index, run)
@@ -397,7 +390,7 @@ class ReplTactics:
             return TacticResult(None, reason, tuple(answer.messages)), None
         first = starts[0]
         state = TacticState((first.goal,), root.header, root.statement)
-        return self._reached(state, _Handle(worker.index, worker.generation, first.proof_state, ""), answer.messages)
+        return self._reached(state, _Handle(worker.index, worker.generation, first.proof_state), answer.messages)
 
     def _apply_on(self, worker: ReplWorker, state: TacticState, handle: _Handle | None, tactic: str) -> TacticResult:
         worker.process  # noqa: B018 - start it now if it died, so the generation below is current
@@ -431,5 +424,5 @@ class ReplTactics:
         if errors:  # Lean recovered from an error (e.g. an unknown identifier) by inserting `sorry`
             return TacticResult(None, "\n".join(m.text for m in errors), tuple(answer.messages)), None
         state = TacticState(tuple(answer.goals), before.header, before.statement, (*before.tactics, tactic))
-        handle = _Handle(worker.index, worker.generation, answer.proof_state, answer.proof_status)
+        handle = _Handle(worker.index, worker.generation, answer.proof_state)
         return self._reached(state, handle, answer.messages)

@@ -259,9 +259,10 @@ def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monk
     alone = shared.SharedRuntime("embedded")
     monkeypatch.setitem(shared._SHARED, "embedded", alone)
     envs, env = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS), gym.make("leangym/LeanProof-v0")
-    assert alone.is_open() and alone.holds == 2
+    runtime = alone.get()  # the one the envs' verifier made
+    assert alone.holds == 2
     envs.close(), env.close()
-    assert not alone.is_open() and alone.holds == 0
+    assert not alone.wraps(runtime) and alone.holds == 0  # closed and let go: the next `get` makes another
 
     kept = shared.SharedRuntime("embedded")
     monkeypatch.setitem(shared._SHARED, "embedded", kept)
@@ -270,7 +271,7 @@ def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monk
     envs = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS)
     assert envs.unwrapped.verifier is trainer
     envs.close()
-    assert kept.is_open() and trainer.runtime is runtime
+    assert kept.wraps(runtime) and trainer.runtime is runtime
     [verdict] = trainer.verify_batch([(MOD, "\n  omega")])
     assert verdict.proved and runtime.lean_batches == 1
     kept.close()
