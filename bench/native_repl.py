@@ -72,7 +72,7 @@ def make_runtime(args: argparse.Namespace, max_requests: int) -> ReplRuntime:
 
 def timed_check(lean: ReplRuntime, sources: Sequence[str], label: str) -> tuple[float, list[SourceResult]]:
     """Check `sources` in chunks (for the progress bar), starting from cold processes; wall seconds."""
-    chunk = max(1, 4 * len(lean.pool.workers))
+    chunk = max(1, 4 * len(lean._pool.workers))
     results: list[SourceResult] = []
     started = time.perf_counter()
     with tqdm(total=len(sources), desc=label, unit="proof", file=sys.stderr) as bar:

@@ -152,10 +152,10 @@ class EmbeddedRuntime(StreamingRuntime):
                 on_result(i, result)
 
         results = self._session.check_each(sources, said, timeout=timeout, export=export)
-        broken = self._session.pool.broken()
+        broken = self._session.broken()
         redo = [i for i, r in enumerate(results) if r.error is not None and r.error.kind == "startup"]
         if broken is None:
-            if not self._sessions_work and self._session.pool.answered():
+            if not self._sessions_work and self._session.answered():
                 fallback_record().unlink(missing_ok=True)  # sessions work (again): said once per runtime
                 self._sessions_work = True
         else:

@@ -227,7 +227,7 @@ class NativeRuntime(StreamingRuntime):
         with self._repl_lock:
             if self._repl is None:
                 self._repl = native_repl_runtime(self.launcher.project, **self._repl_options)
-            return self._repl.pool
+            return self._repl.proof_states()
 
     def health(self) -> RuntimeHealth:
         return self.sessions.health()

@@ -60,7 +60,7 @@ class ReplRuntime(StreamingRuntime):
         startup_probe: str | None = None,
         keeps_proof_states: bool = False,
     ):
-        self.pool = pool
+        self._pool = pool  # the runtime's own: callers ask the runtime (`broken`, `answered`, `health`)
         self._keeps_proof_states = keeps_proof_states  # the Lean REPL does; the session program does not
         self.name = name
         self._version = version
@@ -85,7 +85,7 @@ class ReplRuntime(StreamingRuntime):
         return self._import_hint(module)
 
     def proof_states(self) -> ReplPool | None:
-        return self.pool if self._keeps_proof_states else None
+        return self._pool if self._keeps_proof_states else None
 
     def check_each(
         self,
@@ -119,7 +119,7 @@ class ReplRuntime(StreamingRuntime):
             return result
 
         self._count(len(jobs))
-        done = self.pool.map(jobs, run, fail)
+        done = self._pool.map(jobs, run, fail)
         out.update({i: result for (i, _), result in zip(jobs, done, strict=True)})
         return [out[i] for i in range(len(sources))]
 
@@ -154,14 +154,22 @@ class ReplRuntime(StreamingRuntime):
         def warm(worker: ReplWorker) -> Any:
             return worker.header(header, self.startup_timeout) if header else worker.process
 
-        threading.Thread(target=self.pool.on_every_worker, args=(warm,), daemon=True).start()
+        threading.Thread(target=self._pool.on_every_worker, args=(warm,), daemon=True).start()
+
+    def broken(self) -> InfraError | None:
+        """Why no process of this runtime can start (they died before answering anything), or None."""
+        return self._pool.broken()
+
+    def answered(self) -> int:
+        """Requests its live processes have answered (0: none has answered yet)."""
+        return self._pool.answered()
 
     def health(self) -> RuntimeHealth:
         mode = "repl" if self._keeps_proof_states else "session"  # the Lean REPL, or leangym's session program
-        return RuntimeHealth(mode, self.pool.running(), self.pool.restarts)
+        return RuntimeHealth(mode, self._pool.running(), self._pool.restarts)
 
     def close(self) -> None:
-        self.pool.close()
+        self._pool.close()
 
 
 def _refused(

@@ -113,18 +113,18 @@ def test_crash_is_retried_once_then_reported(tmp_path):
 def test_crash_once_then_the_retry_succeeds(tmp_path):
     with runtime(tmp_path, "--crash-on", "Nat.properDivisors", "--crash-once", str(tmp_path / "crashed")) as lean:
         results = lean.check(MINIF2F)
-        assert lean.pool.restarts == 1
+        assert lean.health().restarts == 1
     for r in results:
         assert_accepted(r)
 
 
 def test_worker_killed_mid_request_is_restarted_and_the_request_retried(tmp_path):
     with runtime(tmp_path, "--slow-on", "Nat.properDivisors=1", workers=1) as lean:
-        worker = lean.pool.workers[0]
+        worker = lean._pool.workers[0]
         threading.Timer(0.5, lambda: os.kill(worker.process.pid, signal.SIGKILL)).start()
         [result] = lean.check([MINIF2F[1]])
         assert_accepted(result)
-        assert lean.pool.restarts == 1 and worker.generation == 2
+        assert lean.health().restarts == 1 and worker.generation == 2
 
 
 def test_hung_worker_times_out_and_the_batch_goes_on(tmp_path):
@@ -161,7 +161,7 @@ def test_workers_are_recycled_after_max_requests(tmp_path):
     with runtime(tmp_path, workers=1, max_requests=2) as lean:
         for r in lean.check(MINIF2F):
             assert_accepted(r)
-        generation = lean.pool.workers[0].generation
+        generation = lean._pool.workers[0].generation
     headers = [r for r in logged(tmp_path) if r.get("cmd") == MINIF2F_HEADER]
     assert len(headers) == 3 and generation == 3  # header + proof, then a fresh process, three times
 
@@ -194,7 +194,7 @@ def test_tactic_mode_uses_proof_states_only_where_the_runtime_keeps_them(tmp_pat
     from leangym.rewards import Verifier
 
     with runtime(tmp_path) as session_like, runtime(tmp_path, keeps_proof_states=True) as repl:
-        assert session_like.proof_states() is None and repl.proof_states() is repl.pool
+        assert session_like.proof_states() is None and repl.proof_states() is repl._pool
         assert isinstance(default_backend(Verifier(session_like)), ElaborationTactics)
         assert isinstance(default_backend(Verifier(repl)), ReplTactics)
 
@@ -205,13 +205,13 @@ def test_prewarm_elaborates_the_header_on_every_worker(tmp_path):
         lean.prewarm()  # in the background: the checks wait for each worker's warm-up
         for r in lean.check(MINIF2F):
             assert_accepted(r)
-        assert lean.pool.header_elaborations == 2  # once per worker, by the warm-up or the first check
+        assert lean._pool.header_elaborations == 2  # once per worker, by the warm-up or the first check
 
 
 def test_close_stops_every_worker(tmp_path):
     lean = runtime(tmp_path)
     lean.check(MINIF2F)
-    pids = [w.process.pid for w in lean.pool.workers]
+    pids = [w.process.pid for w in lean._pool.workers]
     lean.close()
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -227,7 +227,7 @@ def test_ctrl_c_stops_the_batch(tmp_path):
         lean.check(MINIF2F * 4)
     assert time.monotonic() - started < 30  # well before the 60 s a hanging proof is allowed (a loaded machine is slow)
     lean.close()
-    assert all(w._process is None for w in lean.pool.workers)
+    assert all(w._process is None for w in lean._pool.workers)
 
 
 # -- tactic mode --------------------------------------------------------------------------------

@@ -244,7 +244,7 @@ def test_a_timed_out_run_leaves_no_process() -> None:
         f"""
         runtime = get_runtime("embedded", warm=0)
         [res] = runtime.check(["{SLOW}"], timeout=3)
-        spare = runtime.session.pool.workers[0]._spare
+        spare = runtime.session._pool.workers[0]._spare
         print(res.status, spare[0].pid if spare else 0, flush=True)
         import time; time.sleep(60)
         """
@@ -338,10 +338,10 @@ def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
         verifier = Verifier(runtime)
         session = runtime.session
         assert session is not None
-        killer = _kill_when(lambda: [session.pool.workers[0].process.pid], lambda: session.pool.answered() >= 4)
+        killer = _kill_when(lambda: [session._pool.workers[0].process.pid], lambda: session._pool.answered() >= 4)
         verdicts = verifier.verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
         killer.join()
-        assert session.pool.restarts == 1
+        assert session.health().restarts == 1
     _every_verdict_decided(verdicts)
 
 
@@ -363,5 +363,5 @@ def test_killing_a_one_shot_run_during_start_up_loses_no_verdict() -> None:
 def test_a_session_past_its_memory_cap_is_restarted_and_no_verdict_is_lost() -> None:
     with embedded.session_runtime(recycle_mb=500) as runtime:  # every session is past 500 MB once it started
         results = runtime.check(["theorem r : 1 + 1 = 2 := rfl", "theorem w : 1 = 2 := rfl"])
-        assert runtime.pool.workers[0].generation == 2  # the second source ran in a fresh session
+        assert runtime._pool.workers[0].generation == 2  # the second source ran in a fresh session
     assert [r.error_free for r in results] == [True, False]
