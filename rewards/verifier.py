@@ -10,8 +10,8 @@ For each submission, in order (the first that applies decides):
 2. reading it (`submission.py`): UTF-8, size, Markdown fence, body or whole file;
 3. screening the body (`screen.py`): constructs a proof may not use;
 4. the runtime must be able to load the header's imports (`import Mathlib` needs `native`);
-5. Lean: every remaining submission goes into ONE `runtime.check_each` call, assembled from the
-   trusted header and statement around the body (`assembly.py`). That Lean run is
+5. Lean: every remaining submission goes into ONE runtime call (`runtime.check_judged`), assembled
+   from the trusted header and statement around the body (`assembly.py`). That Lean run is
    *untrusted* (submitted text runs code while Lean elaborates it): its messages are the
    prover's feedback and can only reject (an error, a `sorry`); it also exports the
    declarations each source added. The runtime checks each source from the header's
@@ -21,8 +21,9 @@ For each submission, in order (the first that applies decides):
    through the kernel on top of the trusted header and statement, checks the theorem's type
    against the reference statement's, and lists its axioms (none of `UNSOUND_AXIOMS` unless
    the policy allows them); on a bare REPL pool, whose Lean cannot export, the audit (`audit.py`).
-   Each proof goes to the judge as soon as the untrusted run has answered for it, while Lean
-   checks the rest of the batch (`_judged`).
+   The runtime hands each proof the untrusted run accepted to the judge as soon as it has
+   answered for it, while Lean checks the rest of the batch; the verifier reads the judge's
+   answer into the verdict (`_verdict`).
 
 `error` verdicts (the runtime could not decide) are never cached: the caller retries them
 (`verify_with_retries`).
