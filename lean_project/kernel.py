@@ -85,18 +85,26 @@ class Judged:
 
 class JudgeLine:
     """The judge's side of a batch: a thread that sends what has come in to `kernel_check` in one
-    call, then again, until the batch's check is over (`LeanRuntime.check_judged`)."""
+    call, then again, until the batch's check is over (`LeanRuntime.check_judged`).
+
+    An answer is kept with the very result it was asked about (`answer`): a runtime that reported
+    one result for a source and returned another gets no answer for it."""
 
     def __init__(self, kernel_check: Callable[[list[KernelCheck]], list[KernelVerdict]]):
-        self.answers: dict[int, KernelVerdict] = {}
+        self._answers: dict[int, tuple[SourceResult, KernelVerdict]] = {}
         self._kernel_check = kernel_check
-        self._queue: queue.SimpleQueue[tuple[int, KernelCheck] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, SourceResult, KernelCheck] | None] = queue.SimpleQueue()
         self._failure: BaseException | None = None
         self._cancelled = False  # the check failed or was interrupted: what is still queued is dropped
         self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
 
-    def put(self, index: int, check: KernelCheck) -> None:
-        self._queue.put((index, check))
+    def put(self, index: int, result: SourceResult, check: KernelCheck) -> None:
+        self._queue.put((index, result, check))
+
+    def answer(self, index: int, result: SourceResult) -> KernelVerdict | None:
+        """The judge's answer on `result` (None: it was not asked about this very result, or did not answer)."""
+        judged = self._answers.get(index)
+        return judged[1] if judged is not None and judged[0] is result else None
 
     def _drain(self) -> None:
         done = False
@@ -108,8 +116,11 @@ class JudgeLine:
             items = [w for w in waiting if w is not None]
             if items and self._failure is None and not self._cancelled:
                 try:
-                    answers = self._kernel_check([c for _, c in items])
-                    self.answers.update(zip((i for i, _ in items), answers, strict=True))
+                    answers = self._kernel_check([c for _, _, c in items])
+                    if len(answers) != len(items):
+                        raise RuntimeError(f"the judge answered {len(answers)} of {len(items)} checks")
+                    for (i, result, _), answer in zip(items, answers, strict=True):
+                        self._answers[i] = (result, answer)
                 except BaseException as e:  # raised in the caller's thread (`__exit__`)
                     self._failure = e
 
@@ -119,11 +130,17 @@ class JudgeLine:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self._cancelled = kind is not None
-        self._queue.put(None)
-        if kind is None:  # else (Ctrl-C, a failed check) the thread sends nothing more and ends
-            self._thread.join()
-            if self._failure is not None:
-                raise self._failure
+        try:
+            if kind is None:  # else (Ctrl-C, a failed check) the thread sends nothing more and ends
+                self._queue.put(None)
+                self._thread.join()
+        except BaseException:  # Ctrl-C while waiting for the judge: what is still queued is dropped
+            self._cancelled = True
+            raise
+        finally:
+            self._queue.put(None)  # (a second end mark is harmless: the thread has stopped reading)
+        if kind is None and self._failure is not None:
+            raise self._failure
 
 
 def reference_source(header: str, statement: str, namespace: str = REFERENCE_NAMESPACE) -> str:
@@ -260,10 +277,14 @@ class Judge:
         return self.pool.map(list(items), lambda worker, item: self._run(worker, item, limit), _failed)
 
     def _run(self, worker: ReplWorker, item: KernelCheck, limit: float) -> KernelVerdict:
-        worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
-        # The reference under the proof's own limit: a header that keeps Lean busy holds the judge,
-        # which every caller shares, no longer than it could hold the untrusted check.
-        head = worker.header(item.reference, limit)
+        try:
+            worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
+            # The reference under the proof's own limit: a header that keeps Lean busy holds the judge,
+            # which every caller shares, no longer than it could hold the untrusted check.
+            head = worker.header(item.reference, limit)
+        except ReplFailure as failure:  # trusted text the proof never touches: the judge failed, not the proof
+            detail = f"the judge could not elaborate the trusted reference: {failure.error}"
+            raise ReplFailure(InfraError("startup", detail)) from failure
         if isinstance(head, ReplRefusal):
             return KernelVerdict("error", reason="bad_reference", detail=head.message)
         errors = [m.text for m in head.messages if m.is_error]
@@ -300,7 +321,9 @@ class Judge:
 
 
 def _failed(item: KernelCheck, error: InfraError) -> KernelVerdict:
-    if error.kind in ("timeout", "crash", "out_of_memory"):  # twice, the second time in a fresh judge
+    """What a failure of the judge's replay says: the proof's doing for a timeout (the replay's own
+    limit) or a crash or memory cap (twice, the second time in a fresh judge), else the judge's."""
+    if error.kind in ("timeout", "crash", "out_of_memory"):
         reason = {"timeout": "kernel_timeout", "crash": "lean_crash", "out_of_memory": "out_of_memory"}[error.kind]
         return KernelVerdict("rejected", reason=reason, detail=f"the judge failed on this proof: {error.detail}")
     return KernelVerdict("error", reason=f"judge_{error.kind}", detail=error.detail)

@@ -89,16 +89,21 @@ class LeanRuntime(ABC):
         """`check` with export, and the judge's answer on every source Lean accepted
         (`SourceResult.accepted`) that has a reference: each goes to the judge as soon as its result
         is in, while Lean checks the rest (two processes, two cores: the judge's time hides).
-        Raises what the judge raised, after the check."""
+        Raises what the judge raised, after the check, and a `RuntimeError` for a runtime that
+        answered the wrong number of results."""
+        if len(references) != len(sources):
+            raise ValueError(f"{len(sources)} sources but {len(references)} references")
         with JudgeLine(lambda items: self.kernel_check(items, timeout=timeout)) as line:
 
             def on_result(i: int, result: SourceResult) -> None:
                 reference = references[i]
                 if reference is not None and result.accepted and result.constants is not None:
-                    line.put(i, reference.check(result.constants))
+                    line.put(i, result, reference.check(result.constants))
 
             results = self.check_each(sources, on_result, timeout=timeout, export=True)
-        return [Judged(result, line.answers.get(i)) for i, result in enumerate(results)]
+        if len(results) != len(sources):
+            raise RuntimeError(f"the {self.name} runtime answered {len(results)} results for {len(sources)} sources")
+        return [Judged(result, line.answer(i, result)) for i, result in enumerate(results)]
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         """The trusted judge's verdict on each item (`kernel.py`); a runtime without a judge answers `error`

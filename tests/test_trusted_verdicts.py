@@ -22,6 +22,7 @@ controls show the oracle says both.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,43 @@ def test_the_judge_decides_a_proof_while_lean_checks_the_rest_of_the_batch(
     assert events[0] == "judge asked about 1" and "check over" in events[1:], events
     asked = [int(e.split()[-1]) for e in events if e != "check over"]
     assert sum(asked) == 2, events  # the false one never reached the judge
+
+
+def test_a_runtime_that_misreports_gets_errors_never_a_verdict(
+    lean: LeanRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faults of the runtime, injected around the real Lean, are a broken verifier (`error`), never a
+    proof nor a rejection: a result returned that is not the one the judge was asked about (a proof
+    with it was `proved` before the judge's answer was tied to its result), a result missing, and a
+    judge that answers fewer checks than it was asked."""
+    tag = uuid.uuid4().hex[:8]  # new sources: no cache answers them
+    check_each, kernel_check = lean.check_each, lean.kernel_check
+
+    def copies(sources, on_result, **options):  # reports one result, returns an equal copy of it
+        return [replace(r, constants=dict(r.constants or {})) for r in check_each(sources, on_result, **options)]
+
+    monkeypatch.setattr(lean, "check_each", copies)
+    [swapped] = Verifier(lean).verify_batch([(TRUE, f"  rfl -- {tag}a")])
+    assert (swapped.outcome, swapped.reasons) == ("error", ("judge_error:no_answer",)), swapped
+    monkeypatch.setattr(lean, "check_each", lambda sources, on_result, **o: check_each(sources, on_result, **o)[1:])
+    short = Verifier(lean).verify_batch([(TRUE, f"  rfl -- {tag}b"), (FALSE, f"  rfl -- {tag}b")])
+    assert [v.reasons for v in short] == [("runtime_error:RuntimeError",)] * 2, short
+    monkeypatch.setattr(lean, "check_each", check_each)
+    monkeypatch.setattr(lean, "kernel_check", lambda items, **options: kernel_check(items, **options)[1:])
+    [unanswered] = Verifier(lean).verify_batch([(TRUE, f"  rfl -- {tag}c")])
+    assert unanswered.reasons == ("runtime_error:RuntimeError",) and "judge answered 0 of 1" in unanswered.detail
+    monkeypatch.setattr(lean, "kernel_check", kernel_check)
+    assert Verifier(lean).verify(TRUE, f"  rfl -- {tag}d").proved  # the same runtime, let be, proves it
+
+
+def test_a_trusted_header_too_slow_for_the_judge_is_an_error_not_a_rejection(lean: LeanRuntime) -> None:
+    """The judge elaborates the trusted header and statement under the proof's time limit, imports
+    included (the untrusted check gives a header's imports the start-up's limit: the native runtime's
+    `import Mathlib` under a tight limit). Past it (twice, the second time in a fresh judge) the
+    verifier is broken for this problem, which the proof never touched: an `error` (retried, never
+    cached), not a `kernel_timeout` rejection, which it was before."""
+    header = "import Lean\nimport Std\n"  # ~0.6 s to import in a warm session; the proof itself: ~20 ms
+    slow = Problem("slow_two", "theorem slow_two : (2 : Nat) + 2 = 4 := by", header=header)
+    verdict = Verifier(lean, Policy(timeout=0.25)).verify(slow, "  rfl")
+    assert (verdict.outcome, verdict.reasons) == ("error", ("judge_error:judge_startup",)), verdict
+    assert "trusted reference" in verdict.detail
