@@ -57,6 +57,11 @@ class Reference:
     target: tuple[str, ...]
     native: bool = False
 
+    @classmethod
+    def of(cls, header: str, statement: str, name: str, native: bool = False) -> Reference:
+        """The reference for the theorem `name` that `statement` declares after the trusted `header`."""
+        return cls(reference_source(header, statement), name_parts(name), native)
+
     def check(self, constants: Mapping[str, Any]) -> KernelCheck:
         """The judge's question about a run that exported `constants`."""
         return KernelCheck(self.source, self.target, constants, self.native)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from leangym.lean_project import LeanRuntime, LeanRuntimeError
-from leangym.lean_project.kernel import UNSOUND_AXIOMS, Judged, KernelVerdict, Reference, name_parts, reference_source
+from leangym.lean_project.kernel import UNSOUND_AXIOMS, Judged, KernelVerdict, Reference
 from leangym.lean_project.shared import SharedRuntime, shared_runtime
 from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.policy import Policy
@@ -213,8 +213,7 @@ class Verifier:
         """What the judge checks the job's proof against (None for an `example`: it names no theorem)."""
         if job.name is None:
             return None
-        source = reference_source(job.problem.header, job.problem.formal_statement)
-        return Reference(source, name_parts(job.name), self.policy.allow_native_decide)
+        return Reference.of(job.problem.header, job.problem.formal_statement, job.name, self.policy.allow_native_decide)
 
     def _verdict(self, job: _Job, judged: Judged) -> Verdict:
         """The verdict: the untrusted run's rejection, or the judge's answer on what it accepted."""
