@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
+from leangym.lean_project.source import split_header
 from leangym.lean_project.types import InfraError, SourceResult
 
 REFERENCE_NAMESPACE = "LGRef"
@@ -282,17 +283,23 @@ class Judge:
         return self.pool.map(list(items), lambda worker, item: self._run(worker, item, limit), _failed)
 
     def _run(self, worker: ReplWorker, item: KernelCheck, limit: float) -> KernelVerdict:
+        # The reference's imports (and leading `open`, `set_option`) under the start-up's limit, as the
+        # untrusted check elaborates a header (`import Mathlib` takes seconds in a fresh process); the
+        # rest under the proof's own limit: a header command that keeps Lean busy holds the judge, which
+        # every caller shares, no longer than it could hold the untrusted check.
+        split = split_header(item.reference)
         try:
             worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
-            # The reference under the proof's own limit: a header that keeps Lean busy holds the judge,
-            # which every caller shares, no longer than it could hold the untrusted check.
-            head = worker.header(item.reference, limit)
+            base = worker.header(split.header, self.startup_timeout) if split.header else None
+            if isinstance(base, ReplRefusal):
+                return KernelVerdict("error", reason="bad_reference", detail=base.message)
+            head = worker.header(split.body, limit, env=base.env if base is not None else None)
         except ReplFailure as failure:  # trusted text the proof never touches: the judge failed, not the proof
             detail = f"the judge could not elaborate the trusted reference: {failure.error}"
             raise ReplFailure(InfraError("startup", detail)) from failure
         if isinstance(head, ReplRefusal):
             return KernelVerdict("error", reason="bad_reference", detail=head.message)
-        errors = [m.text for m in head.messages if m.is_error]
+        errors = [m.text for m in (base.messages if base is not None else []) + head.messages if m.is_error]
         if errors:  # the trusted statement itself does not elaborate: the problem is broken
             return KernelVerdict("error", reason="bad_reference", detail=errors[0])
         try:

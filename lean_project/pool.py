@@ -78,7 +78,7 @@ class ReplWorker:
         self.max_requests = max_requests
         self.lock = threading.Lock()  # held by whoever is talking to the process
         self.generation = 0  # +1 at every (re)start: proof state ids of older generations are gone
-        self.headers: dict[str, CommandResponse] = {}  # header text -> the answer holding its env id
+        self.headers: dict[tuple[int | None, str], CommandResponse] = {}  # (base env, text) -> the answer: its env id
         self.header_elaborations = 0  # headers this worker elaborated (benchmarks and tests read it)
         self._process: ReplProcess | None = None
         self.keep_spare = spare  # start the next process while this one works (slow start-ups)
@@ -137,15 +137,16 @@ class ReplWorker:
         """Requests the current process answered (0: fresh, or not started)."""
         return self._process.requests if self._process is not None else 0
 
-    def header(self, text: str, timeout: float) -> CommandResponse | ReplRefusal:
-        """The environment of `text` (imports and leading commands), elaborated once per process."""
-        known = self.headers.get(text)
+    def header(self, text: str, timeout: float, env: int | None = None) -> CommandResponse | ReplRefusal:
+        """The environment of `text` (imports and leading commands; on `env` if given, an environment
+        this process made), elaborated once per process."""
+        known = self.headers.get((env, text))
         if known is not None and self._process is not None and self._process.alive():
             return known
-        answer = self.process.command(text, timeout=timeout)
+        answer = self.process.command(text, env=env, timeout=timeout)
         self.header_elaborations += 1
         if isinstance(answer, CommandResponse):
-            self.headers[text] = answer
+            self.headers[(env, text)] = answer
             self._top_up_spare()  # now, not at start: two start-ups at once would slow the first
         return answer
 

@@ -305,14 +305,19 @@ def test_a_runtime_that_misreports_gets_errors_never_a_verdict(
     assert Verifier(lean).verify(TRUE, f"  rfl -- {tag}d").proved  # the same runtime, let be, proves it
 
 
-def test_a_trusted_header_too_slow_for_the_judge_is_an_error_not_a_rejection(lean: LeanRuntime) -> None:
-    """The judge elaborates the trusted header and statement under the proof's time limit, imports
-    included (the untrusted check gives a header's imports the start-up's limit: the native runtime's
-    `import Mathlib` under a tight limit). Past it (twice, the second time in a fresh judge) the
-    verifier is broken for this problem, which the proof never touched: an `error` (retried, never
-    cached), not a `kernel_timeout` rejection, which it was before."""
+def test_the_judge_imports_under_the_start_ups_limit_and_a_slow_reference_is_its_error(lean: LeanRuntime) -> None:
+    """The judge elaborates a reference's imports under the start-up's limit, as the untrusted check
+    does a header's (the native runtime's `import Mathlib` takes seconds in a fresh judge): a proof
+    under a tight limit is judged, where it was a `kernel_timeout` rejection before. The rest of the
+    reference runs under the proof's limit; past it, twice, the judge failed on trusted text the
+    proof never touched: an `error` (retried, never cached), not a rejection."""
     header = "import Lean\nimport Std\n"  # ~0.6 s to import in a warm session; the proof itself: ~20 ms
-    slow = Problem("slow_two", "theorem slow_two : (2 : Nat) + 2 = 4 := by", header=header)
-    verdict = Verifier(lean, Policy(timeout=0.25)).verify(slow, "  rfl")
-    assert (verdict.outcome, verdict.reasons) == ("error", ("judge_error:judge_startup",)), verdict
-    assert "trusted reference" in verdict.detail
+    tight = Problem("tight_two", "theorem tight_two : (2 : Nat) + 2 = 4 := by", header=header)
+    verdict = Verifier(lean, Policy(timeout=0.25)).verify(tight, "  rfl")
+    assert verdict.proved, verdict
+    slow = "def big : Nat := (List.range 6000000).foldl (· + ·) 0\n#eval big\n"  # seconds of Lean
+    exported = _export(lean, "theorem two : (2 : Nat) + 2 = 4 := rfl")
+    reference = reference_source(slow, "theorem two : (2 : Nat) + 2 = 4 :=")
+    [answer] = lean.kernel_check([KernelCheck(reference, ("two",), exported)], timeout=0.5)
+    assert (answer.status, answer.reason) == ("error", "judge_startup"), answer
+    assert "trusted reference" in answer.detail
