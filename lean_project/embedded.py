@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVer
 from leangym.lean_project.pool import ReplPool
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl_runtime import ReplRuntime
-from leangym.lean_project.runtime import FileRuntime, StreamingRuntime
+from leangym.lean_project.runtime import FileRuntime, OnResult, StreamingRuntime
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
 from leangym.lean_project.types import RuntimeHealth, SourceResult
 
@@ -135,12 +135,7 @@ class EmbeddedRuntime(StreamingRuntime):
         return self.launcher.import_hint(module)
 
     def check_each(
-        self,
-        sources: Sequence[str],
-        on_result: Callable[[int, SourceResult], None],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
+        self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         if export:
             self.judge.start_soon()  # its start-up overlaps this check's

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import default_workers, run_to_end
 from leangym.lean_project.repl import SCRATCH
 from leangym.lean_project.repl_runtime import ReplRuntime, find_repl, native_repl_runtime
-from leangym.lean_project.runtime import StreamingRuntime
+from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
 
@@ -197,12 +197,7 @@ class NativeRuntime(StreamingRuntime):
         return self.sessions.lean_batches
 
     def check_each(
-        self,
-        sources: Sequence[str],
-        on_result: Callable[[int, SourceResult], None],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
+        self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         if export:
             self._judge.get().start_soon()  # its start-up overlaps this check's

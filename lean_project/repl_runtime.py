@@ -26,7 +26,7 @@ from typing import Any
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
-from leangym.lean_project.runtime import StreamingRuntime
+from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.source import Split, split_header
 from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
 
@@ -88,12 +88,7 @@ class ReplRuntime(StreamingRuntime):
         return self._pool if self._keeps_proof_states else None
 
     def check_each(
-        self,
-        sources: Sequence[str],
-        on_result: Callable[[int, SourceResult], None],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
+        self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         """`check`, with `on_result` told of each source's result as its worker has it (from that worker's thread)."""
         limit = self.timeout if timeout is None else timeout

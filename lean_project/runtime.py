@@ -39,6 +39,9 @@ from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
 from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
+# Told of one source's result as soon as it is known: (the source's index in the batch, its result).
+OnResult = Callable[[int, SourceResult], None]
+
 
 class LeanRuntime(ABC):
     """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
@@ -67,12 +70,7 @@ class LeanRuntime(ABC):
         """
 
     def check_each(
-        self,
-        sources: Sequence[str],
-        on_result: Callable[[int, SourceResult], None],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
+        self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         """`check`, calling `on_result(index, result)` once per source as soon as its result is known:
         a verifier sends a proof to the judge while Lean checks the rest of the batch. The calls may
@@ -157,12 +155,7 @@ class StreamingRuntime(LeanRuntime):
 
     @abstractmethod
     def check_each(
-        self,
-        sources: Sequence[str],
-        on_result: Callable[[int, SourceResult], None],
-        *,
-        timeout: float | None = None,
-        export: bool = False,
+        self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]: ...
 
 
