@@ -5,7 +5,7 @@ Environments, the trainer, the evaluator and the reward functions all verify thr
 checks with that name's one shared runtime: so their proofs can share a batch and the same
 warm Lean processes. This registry is the only place those runtimes live:
 
-* `shared_runtime("embedded")` is the `SharedRuntime` for a name; its `get()` makes the runtime
+* `shared_runtime("embedded")` is the shared `RuntimeSlot` for a name; its `get()` makes the runtime
   on first use (`get_runtime(name)`), and again after a close.
 * Users that say when they are done take a *hold* (`hold()`, then `release()`): the
   environments, one each. When the last hold is released the runtime closes and its Lean
@@ -26,14 +26,14 @@ from leangym.lean_project import get_runtime
 from leangym.lean_project.runtime import LeanRuntime
 
 _LOCK = threading.Lock()
-_SHARED: dict[str, SharedRuntime] = {}
+_SHARED: dict[str, RuntimeSlot] = {}
 
 
-class SharedRuntime:
+class RuntimeSlot:
     """A runtime made on first use (`get_runtime(name)`) or given, with the holds and pin that decide its close.
 
-    `Verifier` keeps its runtime in one of these too: a private one (never held, never pinned) when
-    the verifier is not shared.
+    The registry keeps one per runtime name (`shared_runtime`); a `Verifier` that is not shared keeps
+    its runtime in a private one (never held, never pinned).
     """
 
     def __init__(self, name: str, runtime: LeanRuntime | None = None):
@@ -84,15 +84,15 @@ class SharedRuntime:
             self._runtime = None
 
 
-def shared_runtime(runtime: LeanRuntime | str = "embedded") -> SharedRuntime:
-    """The process's `SharedRuntime` for a runtime name; a `LeanRuntime` becomes the shared one for its name.
+def shared_runtime(runtime: LeanRuntime | str = "embedded") -> RuntimeSlot:
+    """The process's `RuntimeSlot` for a runtime name; a `LeanRuntime` becomes the shared one for its name.
 
-    Installing a runtime replaces the entry (a new `SharedRuntime`, which `get_verifier` notices).
+    Installing a runtime replaces the entry (a new slot, which `get_verifier` notices).
     """
     with _LOCK:
         if isinstance(runtime, str):
-            return _SHARED.setdefault(runtime, SharedRuntime(runtime))
+            return _SHARED.setdefault(runtime, RuntimeSlot(runtime))
         entry = _SHARED.get(runtime.name)
         if entry is None or not entry.wraps(runtime):
-            entry = _SHARED[runtime.name] = SharedRuntime(runtime.name, runtime)
+            entry = _SHARED[runtime.name] = RuntimeSlot(runtime.name, runtime)
         return entry

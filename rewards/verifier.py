@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from leangym.lean_project import LeanRuntime, LeanRuntimeError
 from leangym.lean_project.kernel import UNSOUND_AXIOMS, Judged, KernelVerdict, Reference
-from leangym.lean_project.shared import SharedRuntime, shared_runtime
+from leangym.lean_project.shared import RuntimeSlot, shared_runtime
 from leangym.rewards.assembly import Assembled, assemble, judge
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
@@ -83,9 +83,9 @@ class Verifier:
     ):
         self.policy = policy or Policy()
         if isinstance(runtime, str):
-            self._slot = SharedRuntime(runtime)
+            self._slot = RuntimeSlot(runtime)
         else:
-            self._slot = SharedRuntime(runtime.name, runtime)
+            self._slot = RuntimeSlot(runtime.name, runtime)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Verdict] = OrderedDict()
         self._cache_lock = threading.Lock()

@@ -256,7 +256,7 @@ def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monk
     """The shared-runtime rule (lean_project/shared.py) on runtimes the registry makes itself:
     the last env to close ends Lean nobody else uses, and leaves Lean the trainer still uses."""
     monkeypatch.setenv("LEANGYM_EMBEDDED_MODE", "oneshot")  # the check below: one Lean process, started for it
-    alone = shared.SharedRuntime("embedded")
+    alone = shared.RuntimeSlot("embedded")
     monkeypatch.setitem(shared._SHARED, "embedded", alone)
     envs, env = gym.make_vec("leangym/LeanProof-v0", num_envs=2, problems=PROBLEMS), gym.make("leangym/LeanProof-v0")
     runtime = alone.get()  # the one the envs' verifier made
@@ -264,7 +264,7 @@ def test_closing_every_env_leaves_the_runtime_to_a_user_that_still_holds_it(monk
     envs.close(), env.close()
     assert not alone.wraps(runtime) and alone.holds == 0  # closed and let go: the next `get` makes another
 
-    kept = shared.SharedRuntime("embedded")
+    kept = shared.RuntimeSlot("embedded")
     monkeypatch.setitem(shared._SHARED, "embedded", kept)
     trainer = get_verifier("embedded")  # what agents/train.py and agents/evaluate.py do (`make_verifier`)
     runtime = trainer.runtime
