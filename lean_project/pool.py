@@ -79,7 +79,7 @@ class ReplWorker:
         self.lock = threading.Lock()  # held by whoever is talking to the process
         self.generation = 0  # +1 at every (re)start: proof state ids of older generations are gone
         self.headers: dict[tuple[int | None, str], CommandResponse] = {}  # (base env, text) -> the answer: its env id
-        self.header_elaborations = 0  # headers this worker elaborated (benchmarks and tests read it)
+        self.header_elaborations = 0  # headers this worker elaborated (how often header reuse missed)
         self._process: ReplProcess | None = None
         self.keep_spare = spare  # start the next process while this one works (slow start-ups)
         self._spare: tuple[ReplProcess, int] | None = None  # a started process and its machine spare slot
@@ -232,7 +232,7 @@ class ReplPool:
         ]
         self._slots = run_slots() if machine_slots else None
         self._breaker = _Breaker(limit=3 * len(self.workers))
-        self.restarts = 0  # workers restarted after a failure (tests and benchmarks read it)
+        self.restarts = 0  # workers restarted after a failure (`health()`)
         self._closed = False
 
     def _check_open(self) -> None:

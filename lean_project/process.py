@@ -159,7 +159,7 @@ def run_slots() -> MachineSlots:
 
 
 def spare_slots() -> MachineSlots:
-    """Warm spares kept on this machine (each holds ~3.4 GB): `LEANGYM_MAX_SPARES`, default cores/2."""
+    """Warm spares kept on this machine (each holds ~0.8 GB once started): `LEANGYM_MAX_SPARES`, default cores/2."""
     return MachineSlots("spare", int(os.environ.get("LEANGYM_MAX_SPARES", 0)) or max(1, (os.cpu_count() or 1) // 2))
 
 
@@ -197,11 +197,6 @@ class LeanProcess:
         cut = chunk.rfind(b"\n") + 1
         self._offset += cut
         return chunk[:cut].decode("utf-8", "replace")
-
-    @property
-    def waiting(self) -> bool:
-        """A warm spare: started, initialised, and blocked until its input arrives."""
-        return self.fed_at is None and Path(f"{self.input_file}.waiting").exists()
 
     def returncode(self) -> int | None:
         return self._proc.poll()

@@ -47,7 +47,7 @@ class LeanRuntime(ABC):
     """Checks Lean sources. Use as a context manager, or call `close()` to release Lean processes."""
 
     name: str = "lean"
-    lean_batches: int = 0  # `check` calls that sent at least one source to Lean (tests and benchmarks read it)
+    lean_batches: int = 0  # `check` calls that sent at least one source to Lean (how well callers batch)
 
     def _count(self, sources: int) -> None:
         if sources:
@@ -105,7 +105,7 @@ class LeanRuntime(ABC):
 
     def kernel_check(self, items: Sequence[KernelCheck], *, timeout: float | None = None) -> list[KernelVerdict]:
         """The trusted judge's verdict on each item (`kernel.py`); a runtime without a judge answers `error`
-        (the native runtime's verdicts come from its audit instead: `rewards/audit.py`)."""
+        (a bare REPL pool's verdicts come from the native audit instead: `rewards/audit.py`)."""
         detail = f"the {self.name} runtime has no trusted judge"
         return [KernelVerdict("error", reason="no_judge", detail=detail) for _ in items]
 
@@ -213,7 +213,7 @@ class FileRuntime(LeanRuntime):
         self.memory_mb = memory_mb
         self.warm = warm if launcher.warm_start else 0
         self.max_batch = max_batch
-        self.runs_started = 0  # Lean processes given a batch (tests and benchmarks read it)
+        self.runs_started = 0  # Lean processes given a batch (a batch re-run after a failure counts again)
         self._run_slots, self._spare_slots = run_slots(), spare_slots()
         self._spares: list[LeanProcess] = []
         command = launcher.judge_command()

@@ -95,7 +95,7 @@ class _Shard:
 
 @dataclass
 class RayStats:
-    """What the last call did (benchmarks and tests read it)."""
+    """What the last call did: how it was split over the actors, and what the cache answered."""
 
     shards: int = 0
     actors_replaced: int = 0

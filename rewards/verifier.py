@@ -177,6 +177,8 @@ class Verifier:
         sub = read_submission(problem, statement, text)
         if isinstance(sub, Rejection):
             return Verdict("rejected", sub.reasons, detail=sub.detail)
+        if sub.form == "file" and not self.policy.allow_whole_file:
+            return Verdict("rejected", ("whole_file",), detail="the policy takes proof bodies only, not a whole file")
         findings = screen(sub.body, self.policy, sub.tokens)
         if findings:
             return Verdict("rejected", reasons_of(findings), detail=describe(findings, sub.body))

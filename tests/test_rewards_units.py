@@ -359,6 +359,12 @@ def test_bad_problem_is_an_error() -> None:
     assert verdict.outcome == "error" and verdict.reasons == ("bad_problem",)
 
 
+def test_a_policy_of_bodies_only_refuses_a_whole_file_before_lean() -> None:
+    whole = HEADER + "theorem t (n : Nat) : n + 0 = n := by simp"
+    verdict = Verifier("embedded", Policy(allow_whole_file=False)).verify(PROBLEM, whole)
+    assert (verdict.outcome, verdict.reasons) == ("rejected", ("whole_file",)), verdict
+
+
 def test_shared_verifiers() -> None:
     a, b = get_verifier("embedded", Policy(timeout=7)), get_verifier("embedded", Policy(timeout=7))
     c = get_verifier("embedded", Policy(timeout=8))
