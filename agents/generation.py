@@ -326,6 +326,21 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def pick_backend(backend: str, model_path: str | None) -> Literal["vllm", "transformers"]:
+    """`vllm` when asked, or for `auto` when it is installed, a GPU is present and the model has a
+    name or folder vLLM can load (`model_path`); `transformers` otherwise. Raises for an unknown
+    back-end, or `vllm` asked for where it cannot run."""
+    if backend not in ("auto", "vllm", "transformers"):
+        raise ValueError(f"unknown generation backend {backend!r}: choose auto, vllm or transformers")
+    if not (backend == "vllm" or (backend == "auto" and vllm_available() and model_path is not None)):
+        return "transformers"
+    if not vllm_available():
+        raise RuntimeError("backend 'vllm' needs a CUDA GPU and the [gpu] extra: pip install 'lean-gym[gpu]'")
+    if model_path is None:
+        raise ValueError("backend 'vllm' needs the model saved to a folder or a hub name (model_path)")
+    return "vllm"
+
+
 def make_generator(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -339,14 +354,8 @@ def make_generator(
     vLLM loads the model from `model_path` (a hub name or a saved folder), then receives the
     trainer's weights through `sync_weights`. The choice is logged.
     """
-    if backend not in ("auto", "vllm", "transformers"):
-        raise ValueError(f"unknown generation backend {backend!r}: choose auto, vllm or transformers")
-    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and model_path is not None)
-    if use_vllm:
-        if not vllm_available():
-            raise RuntimeError("backend 'vllm' needs a CUDA GPU and the [gpu] extra: pip install 'lean-gym[gpu]'")
-        if model_path is None:
-            raise ValueError("backend 'vllm' needs the model saved to a folder or a hub name (model_path)")
+    if pick_backend(backend, model_path) == "vllm":
+        assert model_path is not None
         log.info("generation: vLLM (colocated, weights synced after each update)")
         generator: Generator = VLLMGenerator(model_path, tokenizer, **vllm_options)
         generator.sync_weights(model)

@@ -65,19 +65,10 @@ class HFAgent(ProofSampler):
 
 def _load(model: str, backend: str, batch_size: int, device: str | None) -> tuple:
     """The tokenizer and a generator: vLLM loads the weights itself; transformers gets a model."""
-    from transformers import AutoTokenizer
+    from leangym.agents.generation import HFGenerator, VLLMGenerator, load_tokenizer, pick_backend
 
-    from leangym.agents.generation import HFGenerator, VLLMGenerator, vllm_available
-
-    if backend not in ("auto", "vllm", "transformers"):
-        raise ValueError(f"unknown generation backend {backend!r}: choose auto, vllm or transformers")
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
-        if not vllm_available():
-            raise RuntimeError("backend 'vllm' needs a CUDA GPU and the [gpu] extra: pip install 'lean-gym[gpu]'")
+    tokenizer = load_tokenizer(model)
+    if pick_backend(backend, model) == "vllm":
         log.info("generation: vLLM")
         return tokenizer, VLLMGenerator(model, tokenizer, gpu_memory_utilization=0.85)  # no trainer beside it
     import torch
