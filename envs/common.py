@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gymnasium import spaces
 
+from leangym.envs.problems import load_problems
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.problem import Problem
 
@@ -17,18 +18,6 @@ if TYPE_CHECKING:
 
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 RENDER_MODES = ["ansi"]  # both envs render their state as text
-
-
-def env_problems(problems: ProblemsArg, runtime: LeanRuntime) -> list[Problem]:
-    """The env's problems (`envs.problems.load_problems`), whose names must be unique: `reset` picks by name."""
-    from leangym.envs.problems import load_problems
-
-    loaded = load_problems(problems, runtime=runtime)
-    names = [p.name for p in loaded]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise ValueError(f"problem names must be unique: {dup!r} appears twice")
-    return loaded
 
 
 class SharedVerifier:
@@ -95,7 +84,7 @@ def hold_problems(
     """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
     hold = SharedVerifier(runtime, policy, verifier)
     try:
-        loaded = env_problems(problems, hold.verifier.runtime)
+        loaded = load_problems(problems, runtime=hold.verifier.runtime)
         check_fits(loaded, observation_space, fields)
     except Exception:
         hold.release()

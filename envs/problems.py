@@ -129,9 +129,9 @@ def load_problems(
     """The problems named by `spec` (`SET`, `SET:SPLIT`, a JSONL or LeanDojo file, `FILE:SPLIT`), or given.
 
     Every user of problems (the envs, `leangym train`, `leangym eval`) loads them here, so they
-    all refuse the same things: an empty set, and, with `runtime`, a set whose headers import
-    modules the runtime cannot load (miniF2F's Mathlib on the embedded runtime), before any
-    Lean run or model load.
+    all refuse the same things: an empty set, two problems of one name (results and `reset` go by
+    name), and, with `runtime`, a set whose headers import modules the runtime cannot load
+    (miniF2F's Mathlib on the embedded runtime), before any Lean run or model load.
     """
     if isinstance(spec, str | os.PathLike):
         label = os.fspath(spec)
@@ -142,6 +142,9 @@ def load_problems(
             raise TypeError("problems: give a set name, a JSONL path, or a list of leangym.rewards.Problem")
     if not problems:
         raise ProblemSetError(f"{label} is empty: no problems in it")
+    repeated = [name for name, count in Counter(p.name for p in problems).items() if count > 1]
+    if repeated:
+        raise ProblemSetError(f"{label}: problem names must be unique; repeated: {', '.join(repeated[:5])}")
     if runtime is not None:
         require_runtime(problems, runtime, label)
     return problems
@@ -221,10 +224,6 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Problem]:
         except json.JSONDecodeError as e:
             raise ProblemSetError(f"{path} line {n}: not JSON ({e.msg})") from None
         problems.append(_row(row, f"{path} line {n}"))
-    names = Counter(p.name for p in problems)
-    dup = [n for n, c in names.items() if c > 1]
-    if dup:
-        raise ProblemSetError(f"{path}: problem names must be unique; repeated: {', '.join(dup[:5])}")
     return problems
 
 
