@@ -67,8 +67,9 @@ def _load(model: str, backend: str, batch_size: int, device: str | None) -> tupl
     """The tokenizer and a generator: vLLM loads the weights itself; transformers gets a model."""
     from leangym.agents.generation import HFGenerator, VLLMGenerator, load_tokenizer, pick_backend
 
+    use = pick_backend(backend, model)  # an unknown back-end is an error before anything loads
     tokenizer = load_tokenizer(model)
-    if pick_backend(backend, model) == "vllm":
+    if use == "vllm":
         log.info("generation: vLLM")
         return tokenizer, VLLMGenerator(model, tokenizer, gpu_memory_utilization=0.85)  # no trainer beside it
     import torch

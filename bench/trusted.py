@@ -67,7 +67,7 @@ def warm(n: int) -> None:
     base = timed(lambda: runtime.check(sources))
     verdicts: list = []
     wall = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[:n])))
-    # The judge after the whole check, as before `Verifier._judged` overlapped them: the runtime
+    # The judge after the whole check, as before `LeanRuntime.check_judged` overlapped them: the runtime
     # reports the results only once the batch is over.
     check_each = runtime.check_each
 

@@ -59,6 +59,7 @@ class TacticStep(TacticResult):
 
     @classmethod
     def of(cls, result: TacticResult, verdict: Verdict | None = None) -> TacticStep:
+        """The backend's `result`, with the env's `verdict` on the whole proof (None while goals are left)."""
         return cls(**{f.name: getattr(result, f.name) for f in fields(TacticResult)}, verdict=verdict)
 
     @property

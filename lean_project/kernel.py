@@ -15,8 +15,10 @@ submitted text, the *judge*, then
    refused;
 3. answers the axioms the target depends on.
 
-This module holds the data types of that exchange and the one piece of it done in Python:
-putting the exported constants in dependency order (`dependency_order`).
+This module holds the data types of that exchange (`KernelCheck`, `Reference`, `KernelVerdict`,
+`Judged`), the judge's process (`Judge`, shared per toolchain), the thread that feeds it while
+a batch is checked (`JudgeLine`), and the one piece done in Python: putting the exported
+constants in dependency order (`dependency_order`).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class JudgeLine:
         self._thread = threading.Thread(target=self._drain, name="leangym-judge-line", daemon=True)
 
     def put(self, index: int, result: SourceResult, check: KernelCheck) -> None:
+        """Ask the judge `check` about source `index`, whose result is `result`."""
         self._queue.put((index, result, check))
 
     def answer(self, index: int, result: SourceResult) -> KernelVerdict | None:
@@ -255,9 +258,10 @@ class Judge:
     Runtimes share one judge per toolchain (`hold_judge`): it holds no state of theirs.
 
     One worker (restarted after a crash, a timeout or `max_requests`): each reference is
-    elaborated once per process, and a check is then a kernel replay of milliseconds. A
-    candidate whose declarations crash the judge or keep it past `timeout` twice is rejected;
-    a judge that cannot start is an `error`, never a rejection.
+    elaborated once per process (its imports once per header), and a check is then a kernel
+    replay of milliseconds. A candidate whose declarations crash the judge twice, or keep its
+    replay past `timeout`, is rejected; a judge that cannot start or elaborate the trusted
+    reference is an `error`, never a rejection.
     """
 
     def __init__(
@@ -283,7 +287,7 @@ class Judge:
         return self.pool.map(list(items), lambda worker, item: self._run(worker, item, limit), _failed)
 
     def _run(self, worker: ReplWorker, item: KernelCheck, limit: float) -> KernelVerdict:
-        # The reference's imports (and leading `open`, `set_option`) under the start-up's limit, as the
+        # The reference's imports (and leading `open`, `set_option`, `universe`) under the start-up's limit, as the
         # untrusted check elaborates a header (`import Mathlib` takes seconds in a fresh process); the
         # rest under the proof's own limit: a header command that keeps Lean busy holds the judge, which
         # every caller shares, no longer than it could hold the untrusted check.
@@ -293,7 +297,10 @@ class Judge:
             base = worker.header(split.header, self.startup_timeout) if split.header else None
             if isinstance(base, ReplRefusal):
                 return KernelVerdict("error", reason="bad_reference", detail=base.message)
+            generation = worker.generation
             head = worker.header(split.body, limit, env=base.env if base is not None else None)
+            if worker.generation != generation:  # restarted in between: `base.env` was the old process's
+                raise ReplFailure(InfraError("crash", "the judge restarted while it elaborated the reference"))
         except ReplFailure as failure:  # trusted text the proof never touches: the judge failed, not the proof
             detail = f"the judge could not elaborate the trusted reference: {failure.error}"
             raise ReplFailure(InfraError("startup", detail)) from failure

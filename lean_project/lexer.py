@@ -19,7 +19,7 @@ unterminated comment or string is reported through `Token.unterminated`.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,12 +108,14 @@ def tokenize(src: str) -> list[Token]:
     return list(_scan(src, 0, len(src)))
 
 
-CODE_KINDS = frozenset({"ident", "number", "symbol"})  # the kinds of token that are code
+def code_only(tokens: Iterable[Token]) -> list[Token]:
+    """The tokens that are code: comments, strings and characters left out."""
+    return [t for t in tokens if t.kind in ("ident", "number", "symbol")]
 
 
 def code_tokens(src: str) -> list[Token]:
-    """Tokens that are code: comments, strings and characters left out."""
-    return [t for t in tokenize(src) if t.kind in CODE_KINDS]
+    """The tokens of `src` that are code (`code_only`)."""
+    return code_only(tokenize(src))
 
 
 def _scan(src: str, i: int, stop: int) -> Iterator[Token]:

@@ -73,7 +73,7 @@ class LeanRuntime(ABC):
         self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
         """`check`, calling `on_result(index, result)` once per source as soon as its result is known:
-        a verifier sends a proof to the judge while Lean checks the rest of the batch. The calls may
+        `check_judged` sends a proof to the judge while Lean checks the rest of the batch. The calls may
         come from other threads and in any order. Here: after the whole batch (a runtime whose Lean
         answers source by source says each at once)."""
         results = self.check(sources, timeout=timeout, export=export)

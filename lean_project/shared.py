@@ -52,6 +52,7 @@ class RuntimeSlot:
             return self._runtime
 
     def wraps(self, runtime: LeanRuntime) -> bool:
+        """Whether this slot holds `runtime` now (a closed slot holds none)."""
         return self._runtime is runtime
 
     def hold(self) -> None:

@@ -4,7 +4,6 @@ puts a command under a heartbeat limit. (How Lean says a declaration uses `sorry
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from leangym.lean_project.lexer import SETUP_COMMANDS, Token, tokenize
@@ -51,7 +50,6 @@ def _straddles(tokens: list[Token], offset: int) -> bool:
     return any(t.start < offset < t.end for t in tokens)
 
 
-@functools.lru_cache(maxsize=1024)  # a problem set's few headers, asked once per proof
 def imports_of(source: str) -> tuple[str, ...]:
     """Module names of the leading `import X` commands (comments skipped)."""
     code = [t for t in tokenize(source) if t.kind != "comment"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from leangym.lean_project.source import imports_of
+
+_header_imports = functools.lru_cache(maxsize=1024)(imports_of)  # a set's few headers, asked once per proof
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Problem:
 
     @property
     def imports(self) -> tuple[str, ...]:
-        return imports_of(self.header)
+        return _header_imports(self.header)
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Problem:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leangym.lean_project.lexer import CODE_KINDS, COMMAND_WORDS, Token, normalize_name, tokenize
+from leangym.lean_project.lexer import COMMAND_WORDS, Token, code_only, normalize_name, tokenize
 from leangym.rewards.policy import Policy
 
 SORRY_WORDS = frozenset({"sorry", "admit", "sorryAx"})
@@ -65,7 +65,7 @@ def screen(body: str, policy: Policy, tokens: Sequence[Token] | None = None) -> 
     `tokens`: the body's, where the caller has lexed it already (`Submission.tokens`)."""
     tokens = tokenize(body) if tokens is None else tokens
     findings = [Finding("escapes_declaration", t.text[:20], t.start) for t in tokens if t.unterminated]
-    code = [t for t in tokens if t.kind in CODE_KINDS]
+    code = code_only(tokens)
     allowed: set[int] = set()  # `scoped` right after an `open … in`
     for i, tok in enumerate(code):
         nxt = code[i + 1] if i + 1 < len(code) else None

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from leangym.lean_project.lexer import (
-    CODE_KINDS,
     COMMAND_WORDS,
     DECLARATION_KEYWORDS,
     HEADER_COMMANDS,
     Token,
+    code_only,
     code_tokens,
     normalize_name,
     tokenize,
@@ -96,7 +96,7 @@ class Submission:
     @property
     def code(self) -> list[Token]:
         """The body's tokens that are code (comments and strings left out)."""
-        return [t for t in self.tokens if t.kind in CODE_KINDS]
+        return code_only(self.tokens)
 
 
 def decode(raw: str | bytes, policy: Policy) -> str | Rejection:
@@ -154,7 +154,7 @@ def read_submission(problem: Problem, statement: Statement, text: str) -> Submis
     """Take the proof body out of `text` (see the module docstring)."""
     content, offset = strip_fence(text)
     tokens = tokenize(content)
-    code = [t for t in tokens if t.kind in CODE_KINDS]
+    code = code_only(tokens)
     if not _restates(code, statement):
         return _located(text, content, offset, "body", tokens)
     texts = [t.text for t in code]

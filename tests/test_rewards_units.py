@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leangym.lean_project import InfraError, LeanRuntimeError, Position, SourceResult
+from leangym.lean_project import InfraError, LeanRuntimeError, Message, Position, SourceResult
 from leangym.lean_project.kernel import dependency_order, reference_source
 from leangym.lean_project.lexer import Token
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
@@ -249,6 +249,30 @@ def test_lean_failing_twice_on_a_proof_is_the_proofs_doing_and_an_infrastructure
         assert (v.outcome, v.reasons) == ("rejected", (reason,)), kind
     v = judge(SourceResult("error", error=InfraError("startup", "no Lean")), assembled)
     assert (v.outcome, v.reasons) == ("error", ("runtime_error:startup",))
+
+
+def test_what_goes_to_the_judge_is_what_the_verifier_reads_as_accepted() -> None:
+    """`SourceResult.accepted` (the runtime sends those results to the judge) and `judge(...).proved`
+    (the verifier then needs the judge's answer) agree on every kind of result."""
+    sub = read("  decide")
+    assert isinstance(sub, Submission)
+    assembled = assemble(PROBLEM, STATEMENT, sub, Policy())
+    at, after = Position(assembled.body_line, 2), Position(assembled.body_end_line + 2, 0)  # body; existence check
+    results = [
+        SourceResult("ok"),
+        SourceResult("ok", [Message("information", "ok", at)]),
+        SourceResult("ok", [Message("warning", "unused variable", at)]),
+        SourceResult("ok", [Message("warning", "declaration uses 'sorry'", at)]),
+        SourceResult("ok", [Message("warning", "x", at, kind="hasSorry")]),
+        SourceResult("ok", [Message("error", "type mismatch", at)]),
+        SourceResult("ok", [Message("error", "unknown identifier 't'", after)]),
+        SourceResult("timeout", error=InfraError("timeout", "slow")),
+        SourceResult("error", error=InfraError("crash", "twice")),
+        SourceResult("error", error=InfraError("startup", "no Lean")),
+    ]
+    for result in results:
+        assert judge(result, assembled).proved == result.accepted, result
+    assert [r.accepted for r in results] == [True, True, True, False, False, False, False, False, False, False]
 
 
 # --- policy ---

@@ -313,7 +313,7 @@ def test_the_judge_imports_under_the_start_ups_limit_and_a_slow_reference_is_its
     proof never touched: an `error` (retried, never cached), not a rejection."""
     header = "import Lean\nimport Std\n"  # ~0.6 s to import in a warm session; the proof itself: ~20 ms
     tight = Problem("tight_two", "theorem tight_two : (2 : Nat) + 2 = 4 := by", header=header)
-    verdict = Verifier(lean, Policy(timeout=0.25)).verify(tight, "  rfl")
+    verdict = Verifier(lean, Policy(timeout=0.5)).verify(tight, "  rfl")  # a fresh judge's import alone: more
     assert verdict.proved, verdict
     slow = "def big : Nat := (List.range 6000000).foldl (· + ·) 0\n#eval big\n"  # seconds of Lean
     exported = _export(lean, "theorem two : (2 : Nat) + 2 = 4 := rfl")
