@@ -120,8 +120,8 @@ class EmbeddedRuntime(StreamingRuntime):
         return True
 
     @property
-    def session(self) -> ReplRuntime | None:
-        """The session runtime (None in one-shot mode)."""
+    def sessions(self) -> ReplRuntime | None:
+        """The runtime over the session-program processes (None in one-shot mode), as `NativeRuntime.sessions`."""
         return self._session
 
     @property

@@ -244,7 +244,7 @@ def test_a_timed_out_run_leaves_no_process() -> None:
         f"""
         runtime = get_runtime("embedded", warm=0)
         [res] = runtime.check(["{SLOW}"], timeout=3)
-        spare = runtime.session._pool.workers[0]._spare
+        spare = runtime.sessions._pool.workers[0]._spare
         print(res.status, spare[0].pid if spare else 0, flush=True)
         import time; time.sleep(60)
         """
@@ -336,7 +336,7 @@ def _every_verdict_decided(verdicts: list) -> None:
 def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
     with get_runtime("embedded", mode="session") as runtime:
         verifier = Verifier(runtime)
-        session = runtime.session
+        session = runtime.sessions
         assert session is not None
         killer = _kill_when(lambda: [session._pool.workers[0].process.pid], lambda: session.answered() >= 4)
         verdicts = verifier.verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
