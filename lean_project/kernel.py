@@ -23,6 +23,7 @@ constants in dependency order (`dependency_order`).
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -291,7 +292,7 @@ class Judge:
         # untrusted check elaborates a header (`import Mathlib` takes seconds in a fresh process); the
         # rest under the proof's own limit: a header command that keeps Lean busy holds the judge, which
         # every caller shares, no longer than it could hold the untrusted check.
-        split = split_header(item.reference)
+        split = _split_reference(item.reference)
         try:
             worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
             base = worker.header(split.header, self.startup_timeout) if split.header else None
@@ -337,6 +338,10 @@ class Judge:
 
     def close(self) -> None:
         self.pool.close()
+
+
+# A problem's reference comes back with every proof of it: lexed once, not once per replay.
+_split_reference = functools.lru_cache(maxsize=1024)(split_header)
 
 
 def _failed(item: KernelCheck, error: InfraError) -> KernelVerdict:
