@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, get_args
 
-from leangym.lean_project.lexer import starts_command
+from leangym.lean_project.source import starts_command
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

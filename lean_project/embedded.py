@@ -17,28 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVerdict
-from leangym.lean_project.pool import ReplPool
-from leangym.lean_project.process import default_workers
-from leangym.lean_project.repl_runtime import ReplRuntime
+from leangym.lean_project.repl_runtime import Limits, ReplRuntime, repl_runtime
 from leangym.lean_project.runtime import FileRuntime, OnResult, StreamingRuntime
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
 from leangym.lean_project.types import RuntimeHealth, SourceResult
 
 
-def session_runtime(
-    launcher: EmbeddedLauncher | None = None,
-    *,
-    workers: int | None = None,
-    timeout: float = 60.0,
-    startup_timeout: float = 600.0,
-    memory_mb: float = 6144,
-    recycle_mb: float = 4096,
-    spares: bool | None = None,
-    max_requests: int = 5000,
-    retries: int = 1,
-    machine_slots: bool = True,
-) -> ReplRuntime:
-    """The embedded runtime as long-lived sessions: `workers` processes of the session program.
+def session_runtime(launcher: EmbeddedLauncher | None = None, **limits: Any) -> ReplRuntime:
+    """The embedded runtime as long-lived sessions: `workers` processes of the session program
+    (`limits`: the fields of `repl_runtime.Limits`; here 6 GB a process at most, recycled past
+    4 GB or 5,000 requests).
 
     Each start-up (~7 s with the precompiled program, 12-20 s where Lean elaborates it) is paid
     once per session; a source then costs its elaboration (tens of milliseconds for a small proof).
@@ -51,26 +39,14 @@ def session_runtime(
     is not worth a second process's ~0.8 GB held all the time (docs/embedded.md).
     """
     launcher = launcher or locate()
-    if spares is None:
-        spares = launcher.boot is None
-    pool = ReplPool(
+    defaults = {"memory_mb": 6144, "recycle_mb": 4096, "max_requests": 5000, "spares": launcher.boot is None}
+    return repl_runtime(
         launcher.session_command(),
-        workers=workers or default_workers(SESSION_MB),
-        memory_mb=memory_mb,
-        recycle_mb=recycle_mb,
-        spares=spares,
-        max_requests=max_requests,
-        retries=retries,
-        machine_slots=machine_slots,
-    )
-    return ReplRuntime(
-        pool,
+        launcher,
+        Limits(**{**defaults, **limits}),
+        size_mb=SESSION_MB,
         name="embedded",
         version=LEAN_VERSION,
-        timeout=timeout,
-        startup_timeout=startup_timeout,
-        importable=launcher.can_import,
-        import_hint=launcher.import_hint,
         startup_probe="",  # every session answers an empty command (its imports) first
     )
 

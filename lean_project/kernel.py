@@ -321,7 +321,7 @@ class Judge:
             "reference": [REFERENCE_NAMESPACE, *item.target],
             "native": item.native,
         }
-        raw = worker.process.request(request, limit)
+        raw = worker.request(request, limit)
         try:
             return parse_verdict(raw)
         except ValueError as e:
@@ -368,7 +368,7 @@ def hold_judge(command: ReplCommand) -> Judge:
 def release_judge(judge: Judge) -> None:
     """Give back a hold; the last one closes the judge's process."""
     with _JUDGES_LOCK:
-        key = judge.pool.workers[0].command.argv
+        key = judge.pool.command.argv
         _, holders = _JUDGES.get(key, (None, 0))
         if holders > 1:
             _JUDGES[key] = (judge, holders - 1)

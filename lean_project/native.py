@@ -15,14 +15,15 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
 from leangym.lean_project.pool import ReplCommand, ReplPool
-from leangym.lean_project.process import default_workers, run_to_end
+from leangym.lean_project.process import run_to_end
 from leangym.lean_project.repl import SCRATCH
-from leangym.lean_project.repl_runtime import ReplRuntime, find_repl, native_repl_runtime
+from leangym.lean_project.repl_runtime import Limits, ReplRuntime, find_repl, native_repl_runtime, repl_runtime
 from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
@@ -149,39 +150,16 @@ class NativeRuntime(StreamingRuntime):
 
     name = "native"
 
-    def __init__(
-        self,
-        launcher: NativeLauncher | None = None,
-        *,
-        workers: int | None = None,
-        timeout: float = 60.0,
-        startup_timeout: float = 600.0,
-        memory_mb: float | None = 8192,
-        max_requests: int = 1000,
-        retries: int = 1,
-        machine_slots: bool = True,
-    ):
+    def __init__(self, launcher: NativeLauncher | None = None, **limits: Any):
+        """`limits`: the fields of `repl_runtime.Limits`, for the sessions and the REPL alike."""
         self.launcher = launcher or find_native()
-        self._repl_options = {
-            **{"timeout": timeout, "startup_timeout": startup_timeout, "memory_mb": memory_mb},
-            **{"workers": workers, "max_requests": max_requests, "machine_slots": machine_slots},
-        }
-        pool = ReplPool(
+        self._limits = Limits(**limits)
+        self.sessions = repl_runtime(
             self.launcher.session_command(),
-            workers=workers or default_workers(memory_mb),
-            memory_mb=memory_mb,
-            max_requests=max_requests,
-            retries=retries,
-            machine_slots=machine_slots,
-        )
-        self.sessions = ReplRuntime(
-            pool,
+            self.launcher,
+            self._limits,
             name="native",
             version=self.launcher.version,
-            timeout=timeout,
-            startup_timeout=startup_timeout,
-            importable=self.launcher.can_import,
-            import_hint=self.launcher.import_hint,
             startup_probe="",  # a session answers an empty command (its imports) first
         )
         self._judge = JudgeHold(self.launcher.judge_command())
@@ -221,7 +199,7 @@ class NativeRuntime(StreamingRuntime):
             return None
         with self._repl_lock:
             if self._repl is None:
-                self._repl = native_repl_runtime(self.launcher.project, **self._repl_options)
+                self._repl = native_repl_runtime(self.launcher.project, **asdict(self._limits))
             return self._repl.proof_states()
 
     def health(self) -> RuntimeHealth:

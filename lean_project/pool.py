@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from leangym.lean_project.process import run_slots, spare_slots
-from leangym.lean_project.repl import CommandResponse, ReplFailure, ReplProcess, ReplRefusal
+from leangym.lean_project.repl import CommandResponse, ProofStepResponse, ReplFailure, ReplProcess, ReplRefusal
 from leangym.lean_project.types import InfraError
 
 J = TypeVar("J")
@@ -72,7 +72,7 @@ class ReplWorker:
         spare: bool = False,
     ):
         self.index = index
-        self.command = command
+        self.launch = command  # how its processes start
         self.memory_mb = memory_mb  # killed past this, mid-request
         self.recycle_mb = recycle_mb if recycle_mb is not None else memory_mb  # restarted past this, between jobs
         self.max_requests = max_requests
@@ -103,7 +103,7 @@ class ReplWorker:
         return self._process is not None and self._process.alive()
 
     def _start(self) -> ReplProcess:
-        c = self.command
+        c = self.launch
         why = c.check() if c.check is not None else None
         if why is not None:
             raise ReplFailure(InfraError("startup", why))
@@ -143,12 +143,31 @@ class ReplWorker:
         known = self.headers.get((env, text))
         if known is not None and self._process is not None and self._process.alive():
             return known
-        answer = self.process.command(text, env=env, timeout=timeout)
+        answer = self.command(text, env=env, timeout=timeout)
         self.header_elaborations += 1
         if isinstance(answer, CommandResponse):
             self.headers[(env, text)] = answer
             self._top_up_spare()  # now, not at start: two start-ups at once would slow the first
         return answer
+
+    def command(
+        self, text: str, *, env: int | None = None, timeout: float, line_offset: int = 0, export: bool = False
+    ) -> CommandResponse | ReplRefusal:
+        """A command on the live process (`ReplProcess.command`): a source's body on its header's `env`."""
+        return self.process.command(text, env=env, timeout=timeout, line_offset=line_offset, export=export)
+
+    def tactic(self, tactic: str, proof_state: int, *, timeout: float) -> ProofStepResponse | ReplRefusal:
+        """A tactic on a proof state of the live process (`ReplProcess.tactic`)."""
+        return self.process.tactic(tactic, proof_state, timeout=timeout)
+
+    def request(self, payload: Mapping[str, object], timeout: float) -> dict:
+        """Any request of the protocol (the judge's replay), answered raw (`ReplProcess.request`)."""
+        return self.process.request(payload, timeout)
+
+    @property
+    def pid(self) -> int:
+        """The live process's id (started if there is none)."""
+        return self.process.pid
 
     def recycle_if_due(self) -> None:
         """Restart between jobs when the process answered too many requests or grew too big."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.process import default_workers
@@ -132,9 +132,7 @@ class ReplRuntime(StreamingRuntime):
                 return _refused(f"the header did not elaborate: {head.message}", kind="startup")
             shared, env = head.messages, head.env
         started = time.monotonic()
-        answer = worker.process.command(
-            split.body, env=env, timeout=limit, line_offset=split.line_offset, export=job.export
-        )
+        answer = worker.command(split.body, env=env, timeout=limit, line_offset=split.line_offset, export=job.export)
         seconds = time.monotonic() - started
         if isinstance(answer, ReplRefusal):
             return _refused(f"the REPL refused the source: {answer.message}", shared, seconds)
@@ -147,7 +145,7 @@ class ReplRuntime(StreamingRuntime):
         header = self.preload_header
 
         def warm(worker: ReplWorker) -> Any:
-            return worker.header(header, self.startup_timeout) if header else worker.process
+            return worker.header(header, self.startup_timeout) if header else worker.pid
 
         threading.Thread(target=self._pool.on_every_worker, args=(warm,), daemon=True).start()
 
@@ -191,46 +189,79 @@ def find_repl(project: Path | None) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How the processes of a `ReplRuntime` run: the keywords of `session_runtime`, `NativeRuntime`
+    and `native_repl_runtime` (see `pool.py` for what each does)."""
+
+    workers: int | None = None  # processes; default: what the machine's memory and cores allow
+    timeout: float = 60.0  # seconds per source
+    startup_timeout: float = 600.0  # seconds to elaborate a header (`import Mathlib`: several)
+    memory_mb: float | None = 8192  # a process is killed past this, mid-request
+    recycle_mb: float | None = None  # ... and restarted past this, between requests (default `memory_mb`)
+    spares: bool = False  # keep the next process of each worker starting (slow start-ups)
+    max_requests: int = 1000  # ... and restarted after this many requests
+    retries: int = 1  # a source a process died on is tried again in a fresh one
+    machine_slots: bool = True  # hold a machine-wide Lean slot per running source
+
+
+class Importer(Protocol):
+    """What a launcher knows of the modules its Lean can load."""
+
+    def can_import(self, module: str) -> bool: ...
+
+    def import_hint(self, module: str) -> str: ...
+
+
+def repl_runtime(
+    command: ReplCommand, importer: Importer, limits: Limits, *, size_mb: float | None = None, **runtime: Any
+) -> ReplRuntime:
+    """A `ReplRuntime` over a new pool of `command`'s processes: the one builder of the embedded
+    sessions, the native sessions and the native REPL. `size_mb`: what one process may grow
+    to, for the default number of workers (default `limits.memory_mb`); `runtime`: the keywords
+    of `ReplRuntime` (`name`, `version`, ...)."""
+    pool = ReplPool(
+        command,
+        workers=limits.workers or default_workers(size_mb or limits.memory_mb),
+        memory_mb=limits.memory_mb,
+        recycle_mb=limits.recycle_mb,
+        spares=limits.spares,
+        max_requests=limits.max_requests,
+        retries=limits.retries,
+        machine_slots=limits.machine_slots,
+    )
+    return ReplRuntime(
+        pool,
+        timeout=limits.timeout,
+        startup_timeout=limits.startup_timeout,
+        importable=importer.can_import,
+        import_hint=importer.import_hint,
+        **runtime,
+    )
+
+
 def native_repl_runtime(
-    project: Path | None = None,
-    *,
-    workers: int | None = None,
-    timeout: float = 60.0,
-    startup_timeout: float = 600.0,
-    memory_mb: float | None = 8192,
-    max_requests: int = 1000,
-    retries: int = 1,
-    preload_header: str | None = None,
-    machine_slots: bool = True,
+    project: Path | None = None, *, preload_header: str | None = None, **limits: Any
 ) -> ReplRuntime:
     """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT):
     the proof states of tactic mode (`NativeRuntime.proof_states`). Its Lean cannot export what a
     source declared, so a verifier on it alone falls back to the native audit (`rewards/audit.py`).
+    `limits`: the fields of `Limits`.
     """
     from leangym.lean_project import native
 
-    workers = workers or default_workers(memory_mb)
     launcher = native.find_native(project)
     repl = find_repl(launcher.project)
     if repl is None:
         raise LeanRuntimeError(f"the Lean REPL is not built: {REPL_BUILD_HINT}")
     argv = launcher.confined([str(repl)], reads=(repl.parent,))
     command = ReplCommand(tuple(argv), env=launcher.environment(), cwd=launcher.project)
-    pool = ReplPool(
+    return repl_runtime(
         command,
-        workers=workers,
-        memory_mb=memory_mb,
-        max_requests=max_requests,
-        retries=retries,
-        machine_slots=machine_slots,
-    )
-    return ReplRuntime(
-        pool,
+        launcher,
+        Limits(**limits),
+        name="native",
         version=f"{launcher.version} (REPL)",
-        timeout=timeout,
-        startup_timeout=startup_timeout,
-        importable=launcher.can_import,
-        import_hint=launcher.import_hint,
         preload_header=preload_header,
         keeps_proof_states=True,
     )

@@ -51,11 +51,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from leangym.lean_project.lexer import code_tokens
 from leangym.lean_project.pool import ReplPool, ReplWorker
 from leangym.lean_project.repl import ProofStepResponse, ReplRefusal
 from leangym.lean_project.runtime import LeanRuntime
-from leangym.lean_project.source import heartbeat_limit
+from leangym.lean_project.source import code_tokens, heartbeat_limit
 from leangym.lean_project.types import InfraError, Message, Position, SourceResult
 
 __all__ = [
@@ -380,7 +379,7 @@ class ReplTactics:
             env = head.env
         limit = heartbeat_limit(self.max_heartbeats)
         shift = -limit.count("\n")  # positions stay relative to the statement
-        answer = worker.process.command(limit + root.statement, env=env, timeout=self.timeout, line_offset=shift)
+        answer = worker.command(limit + root.statement, env=env, timeout=self.timeout, line_offset=shift)
         if isinstance(answer, ReplRefusal):
             return TacticResult(None, answer.message), None
         errors = [m for m in answer.messages if m.is_error]
@@ -393,13 +392,13 @@ class ReplTactics:
         return self._reached(state, _Handle(worker.index, worker.generation, first.proof_state), answer.messages)
 
     def _apply_on(self, worker: ReplWorker, state: TacticState, handle: _Handle | None, tactic: str) -> TacticResult:
-        worker.process  # noqa: B018 - start it now if it died, so the generation below is current
+        worker.pid  # noqa: B018 - start it now if it died, so the generation below is current
         if handle is None or handle.generation != worker.generation:
             rebuilt, handle = self._rebuild(worker, state)
             if handle is None:
                 return rebuilt
             self._remember(state, handle)
-        answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
+        answer = worker.tactic(tactic, handle.proof_state, timeout=self.timeout)
         if isinstance(answer, ReplRefusal):
             return TacticResult(None, answer.message.removeprefix("Lean error:\n"))
         return self._step(answer, state, tactic, worker)[0]
@@ -410,7 +409,7 @@ class ReplTactics:
         for tactic in state.tactics:
             if result.state is None or handle is None:
                 break
-            answer = worker.process.tactic(tactic, handle.proof_state, timeout=self.timeout)
+            answer = worker.tactic(tactic, handle.proof_state, timeout=self.timeout)
             if isinstance(answer, ReplRefusal):
                 result, handle = TacticResult(None, answer.message), None
             else:

@@ -1,6 +1,6 @@
 """Which constructs a proof body uses that a proof of *this* statement must not.
 
-The body is lexed (`leangym.lean_project.lexer`), not grepped: a word inside a comment or a string
+The body is lexed (`leangym.lean_project.source`), not grepped: a word inside a comment or a string
 is not a construct, while an interpolated string's `{…}` is code, and every identifier is
 compared after Unicode normalisation (`normalize_name`: full-width forms, Cyrillic and Greek
 lookalikes, `«»` escapes), dotted part by dotted part (`Lean.ofReduceBool`, `ofReduceBool`
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leangym.lean_project.lexer import COMMAND_WORDS, Token, code_only, normalize_name, tokenize
+from leangym.lean_project.source import COMMAND_WORDS, Token, code_only, normalize_name, tokenize
 from leangym.rewards.policy import Policy
 
 SORRY_WORDS = frozenset({"sorry", "admit", "sorryAx"})

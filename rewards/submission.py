@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from leangym.lean_project.lexer import (
+from leangym.lean_project.source import (
     COMMAND_WORDS,
     DECLARATION_KEYWORDS,
     HEADER_COMMANDS,

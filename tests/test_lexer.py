@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leangym.lean_project.lexer import code_tokens, normalize_name, tokenize
+from leangym.lean_project.source import code_tokens, normalize_name, tokenize
 
 
 def idents(src: str) -> list[str]:

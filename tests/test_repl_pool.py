@@ -121,7 +121,7 @@ def test_crash_once_then_the_retry_succeeds(tmp_path):
 def test_worker_killed_mid_request_is_restarted_and_the_request_retried(tmp_path):
     with runtime(tmp_path, "--slow-on", "Nat.properDivisors=1", workers=1) as lean:
         worker = lean._pool.workers[0]
-        threading.Timer(0.5, lambda: os.kill(worker.process.pid, signal.SIGKILL)).start()
+        threading.Timer(0.5, lambda: os.kill(worker.pid, signal.SIGKILL)).start()
         [result] = lean.check([MINIF2F[1]])
         assert_accepted(result)
         assert lean.health().restarts == 1 and worker.generation == 2
@@ -211,7 +211,7 @@ def test_prewarm_elaborates_the_header_on_every_worker(tmp_path):
 def test_close_stops_every_worker(tmp_path):
     lean = runtime(tmp_path)
     lean.check(MINIF2F)
-    pids = [w.process.pid for w in lean._pool.workers]
+    pids = [w.pid for w in lean._pool.workers]
     lean.close()
     for pid in pids:
         with pytest.raises(ProcessLookupError):

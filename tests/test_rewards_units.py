@@ -13,7 +13,7 @@ import pytest
 
 from leangym.lean_project import InfraError, LeanRuntimeError, Message, Position, SourceResult
 from leangym.lean_project.kernel import dependency_order, reference_source
-from leangym.lean_project.lexer import Token
+from leangym.lean_project.source import Token
 from leangym.rewards import Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble, judge
 from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
