@@ -56,29 +56,6 @@ class Completion:
     logprobs: tuple[float, ...] | None = None
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer of a model name or folder, with a pad token (the EOS token when it has none).
-
-    A folder saved with a generic tokenizer (`tokenizer_class` `TokenizersBackend`, e.g. the
-    tiny model's word-level one) is loaded exactly as saved: transformers 5's `AutoTokenizer`
-    would rebuild it as the architecture's class (`Qwen2Tokenizer`), which splits text its own way.
-    """
-    import json
-    from pathlib import Path
-
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    config = Path(name_or_path) / "tokenizer_config.json"
-    generic = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class") in (
-        "TokenizersBackend",
-        "PreTrainedTokenizerFast",
-    )
-    tokenizer = (PreTrainedTokenizerFast if generic else AutoTokenizer).from_pretrained(name_or_path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def _cut_at_stop(
     tokenizer: PreTrainedTokenizerBase, ids: list[int], stop: Sequence[str]
 ) -> tuple[str, list[int], bool]:

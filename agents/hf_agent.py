@@ -65,18 +65,15 @@ class HFAgent(ProofSampler):
 
 def _load(model: str, backend: str, batch_size: int, device: str | None) -> tuple:
     """The tokenizer and a generator: vLLM loads the weights itself; transformers gets a model."""
-    from leangym.agents.generation import HFGenerator, VLLMGenerator, load_tokenizer, pick_backend
+    from leangym.agents.generation import HFGenerator, VLLMGenerator, pick_backend
+    from leangym.agents.models import load_causal_lm, load_tokenizer, pick_device
 
     use = pick_backend(backend, model)  # an unknown back-end is an error before anything loads
     tokenizer = load_tokenizer(model)
     if use == "vllm":
         log.info("generation: vLLM")
         return tokenizer, VLLMGenerator(model, tokenizer, gpu_memory_utilization=0.85)  # no trainer beside it
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    device = pick_device(device or "auto")
     log.info("generation: transformers on %s", device)
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
+    lm = load_causal_lm(model, device, bfloat16=device.startswith("cuda"))
     return tokenizer, HFGenerator(lm, tokenizer, batch_size=batch_size)

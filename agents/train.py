@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leangym.agents.config import ConfigError, TrainConfig, load_config
+from leangym.agents.models import initial_model_path, load_models
 from leangym.agents.runlog import RunLog, plot_rewards, prepare_output, restore_checkpoint, rounded, save_checkpoint
 from leangym.envs.problems import ProblemSetError, load_problems
 
@@ -44,68 +45,6 @@ def problems_for_step(problems: list[Problem], step: int, batch_size: int, seed:
         order = np.random.default_rng([seed, epoch]).permutation(len(problems))
         batch.append(problems[int(order[i])])
     return batch
-
-
-# -- models -----------------------------------------------------------------------------
-
-
-def _device(cfg: TrainConfig) -> str:
-    import torch
-
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda asked for, but torch sees no CUDA GPU")
-    return cfg.device
-
-
-def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> str:
-    """Where the starting weights live: the hub name or folder, or for `tiny` a folder written now (once)."""
-    if cfg.model != "tiny":
-        return cfg.model
-    folder = out / "initial_model"
-    if not (folder / "config.json").is_file():
-        from leangym.agents.prompts import render_prompt
-        from leangym.agents.tiny import build_tiny
-
-        prompts = [render_prompt(p, cfg.template) for p in problems]
-        model, tokenizer = build_tiny(prompts, tactics=cfg.tiny_answers, seed=cfg.seed)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def load_models(cfg: TrainConfig, model_path: str, checkpoint: Path | None) -> tuple[Any, Any, Any]:
-    """(policy, reference or None, tokenizer). The policy resumes from `checkpoint/model` when given."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from leangym.agents.generation import load_tokenizer
-
-    device = _device(cfg)
-    dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
-
-    def load(path: str) -> Any:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-
-    tokenizer = load_tokenizer(model_path)
-    if cfg.lora is not None:
-        try:
-            from peft import LoraConfig, PeftModel, get_peft_model
-        except ImportError as e:
-            raise ConfigError("lora needs peft: pip install 'lean-gym[lora]'") from e
-        base = load(model_path)
-        if checkpoint is not None:
-            policy = PeftModel.from_pretrained(base, checkpoint / "model", is_trainable=True)
-        else:
-            options = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear", **cfg.lora}
-            policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **options))
-        return policy, None, tokenizer  # the reference is the base model with the adapter off
-    policy = load(str(checkpoint / "model") if checkpoint is not None else model_path)
-    reference = None
-    if cfg.grpo.beta > 0:
-        reference = load(model_path).eval().requires_grad_(False)
-    return policy, reference, tokenizer
 
 
 def _step_line(step: int, total: int, m: dict[str, Any]) -> str:

@@ -30,10 +30,10 @@ from leangym.agents.generation import (
     HFGenerator,
     SamplingConfig,
     VLLMGenerator,
-    load_tokenizer,
     vllm_available,
 )
 from leangym.agents.grpo import GRPOConfig, GRPOTrainer
+from leangym.agents.models import load_tokenizer
 from leangym.rewards import Problem, Verdict
 
 

@@ -13,11 +13,11 @@ from leangym.agents.generation import (
     HFGenerator,
     SamplingConfig,
     inference_state_dict,
-    load_tokenizer,
     make_generator,
     vllm_available,
 )
 from leangym.agents.grpo import RolloutBatch, per_token_logps
+from leangym.agents.models import load_tokenizer
 from leangym.agents.prompts import DEFAULT_STOP, extract_proof, render_prompt
 from leangym.agents.tiny import TACTICS, build_tiny
 from leangym.rewards import Problem

@@ -78,7 +78,8 @@ def test_grpo_raises_the_mean_reward(table, tmp_path):
     # the trained policy, decoding greedily, now picks the closing tactic for most problems
     from transformers import AutoModelForCausalLM
 
-    from leangym.agents.generation import HFGenerator, SamplingConfig, load_tokenizer
+    from leangym.agents.generation import HFGenerator, SamplingConfig
+    from leangym.agents.models import load_tokenizer
     from leangym.agents.prompts import render_prompt
 
     folder = tmp_path / "run" / "checkpoint" / "model"
