@@ -20,7 +20,7 @@ ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 RENDER_MODES = ["ansi"]  # both envs render their state as text
 
 
-class SharedVerifier:
+class VerifierHold:
     """An env's hold on its verifier: the given one (the caller's to close), or the shared one.
 
     The shared verifier comes from `rewards.get_verifier`, one per (runtime, policy) in the
@@ -80,9 +80,9 @@ def hold_problems(
     verifier: Verifier | None,
     observation_space: spaces.Dict,
     fields: Sequence[str],
-) -> tuple[SharedVerifier, list[Problem]]:
+) -> tuple[VerifierHold, list[Problem]]:
     """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
-    hold = SharedVerifier(runtime, policy, verifier)
+    hold = VerifierHold(runtime, policy, verifier)
     try:
         loaded = load_problems(problems, runtime=hold.verifier.runtime)
         check_fits(loaded, observation_space, fields)

@@ -156,11 +156,8 @@ class JudgeLine:
 def reference_source(header: str, statement: str, namespace: str = REFERENCE_NAMESPACE) -> str:
     """The trusted reference: the header, then the statement (proof `sorry`) inside `namespace`
     (the judge's; the native audit names its own module's)."""
-    lines = header.splitlines()
-    imports = [ln for ln in lines if ln.startswith("import ")]
-    rest = [ln for ln in lines if not ln.startswith("import ")]
     body = [f"namespace {namespace}", statement.rstrip(), "  sorry", f"end {namespace}", ""]
-    return "\n".join([*imports, *rest, *body])
+    return "\n".join([*header.splitlines(), *body])
 
 
 def name_parts(name: str) -> tuple[str, ...]:

@@ -308,7 +308,7 @@ def test_parse_axioms(output: str, axioms: tuple[str, ...] | None) -> None:
     assert parse_axioms(output) == axioms
 
 
-def test_reference_source_puts_imports_first() -> None:
+def test_reference_source_is_the_header_then_the_statement_in_its_namespace() -> None:
     text = reference_source("import Mathlib\nopen Real\n", "theorem p : True := by", "LGReference0")
     assert text.splitlines() == [
         "import Mathlib", "open Real", "namespace LGReference0", "theorem p : True := by", "  sorry",
