@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,24 +164,60 @@ def spare_slots() -> MachineSlots:
     return MachineSlots("spare", int(os.environ.get("LEANGYM_MAX_SPARES", 0)) or max(1, (os.cpu_count() or 1) // 2))
 
 
-class LeanProcess:
-    """A Lean run over `input_file`, possibly started before that file exists (a warm spare)."""
+class OwnedProcess:
+    """A Lean process started by `popen_owned` (its own process group, dying with this Python
+    process), its stderr in `workdir/stderr.txt`: what every Lean process of this project is.
+    `LeanProcess` is fed a file; `repl.ReplProcess` is spoken to on pipes."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, input_file: Path, cwd: Path | None = None):
-        self.workdir, self.input_file = workdir, input_file
-        self.stdout_path, self.stderr_path = workdir / "stdout.jsonl", workdir / "stderr.txt"
+    def __init__(
+        self,
+        argv: Sequence[str],
+        workdir: Path,
+        *,
+        env: Mapping[str, str] | None,
+        cwd: str | Path | None,
+        stdin: Any,
+        stdout: Any,
+    ):
+        self.workdir = workdir
+        self.stderr_path = workdir / "stderr.txt"
         self.started = time.monotonic()
-        self.fed_at: float | None = None  # when the input was handed over
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self._proc = popen_owned(
-                argv, env=env, cwd=cwd or workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-        self._offset = 0
-        self.slots: list[int] = []  # MachineSlots descriptors this process holds
+        with self.stderr_path.open("wb") as err:
+            env = dict(env) if env is not None else None
+            self._proc = popen_owned(list(argv), env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=err)
 
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    def returncode(self) -> int | None:
+        return self._proc.poll()
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def rss_mb(self) -> float:
+        return tree_rss_mb(self.pid)
+
+    def stderr_tail(self, n: int = 2000) -> str:
+        return stderr_tail(self.stderr_path, n)
+
+    def kill(self) -> None:
+        """Kill the process group at once and reap it."""
+        kill_group(self._proc)
+
+
+class LeanProcess(OwnedProcess):
+    """A Lean run over `input_file`, possibly started before that file exists (a warm spare)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, input_file: Path, cwd: Path | None = None):
+        self.input_file = input_file
+        self.stdout_path = workdir / "stdout.jsonl"
+        self.fed_at: float | None = None  # when the input was handed over
+        with self.stdout_path.open("wb") as out:
+            super().__init__(argv, workdir, env=env, cwd=cwd or workdir, stdin=subprocess.DEVNULL, stdout=out)
+        self._offset = 0
+        self.slots: list[int] = []  # MachineSlots descriptors this process holds
 
     def feed(self, text: str) -> None:
         """Hand the input over: written beside, then renamed, so Lean never sees half a file."""
@@ -197,18 +234,6 @@ class LeanProcess:
         cut = chunk.rfind(b"\n") + 1
         self._offset += cut
         return chunk[:cut].decode("utf-8", "replace")
-
-    def returncode(self) -> int | None:
-        return self._proc.poll()
-
-    def rss_mb(self) -> float:
-        return tree_rss_mb(self.pid)
-
-    def stderr_tail(self, n: int = 2000) -> str:
-        return stderr_tail(self.stderr_path, n)
-
-    def kill(self) -> None:
-        kill_group(self._proc)
 
     def cleanup(self) -> None:
         self.kill()

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import kill_group, popen_owned, private_dir, stderr_tail, tree_rss_mb
+from leangym.lean_project.process import OwnedProcess, private_dir
 from leangym.lean_project.types import InfraError, Message, Position
 
 SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
@@ -168,7 +168,7 @@ def parse_proof_step_response(raw: Mapping[str, Any]) -> ProofStepResponse | Rep
 # -- one process --------------------------------------------------------------------------
 
 
-class ReplProcess:
+class ReplProcess(OwnedProcess):
     """One REPL process: requests go in one at a time, each under a wall-clock limit.
 
     `argv`/`env`/`cwd` start it (the `repl` binary with a Lake project's `LEAN_PATH`, or the
@@ -197,12 +197,10 @@ class ReplProcess:
         self.requests = 0  # answered requests (the pool recycles a worker after many)
         self._memory_checked = 0.0  # when the memory cap was last checked
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
-        self._dir = private_dir("leangym-repl-")
+        workdir = private_dir("leangym-repl-")
         self._owner = os.getpid()  # a forked child (an async vector env) must not end its parent's Lean
-        _LIVE.add(self)
-        self._stderr = (self._dir / "stderr.txt").open("wb")
         self._buffer = b""
-        self.scratch = self._dir / "scratch"  # the process's own empty working folder (read-only to it)
+        self.scratch = workdir / "scratch"  # the process's own empty working folder (read-only to it)
         self.scratch.mkdir(mode=0o500)
         self.argv = [a.replace(SCRATCH, str(self.scratch)) for a in self.argv]
         if env is not None:
@@ -210,19 +208,13 @@ class ReplProcess:
         if cwd is not None:
             cwd = str(cwd).replace(SCRATCH, str(self.scratch))
         try:
-            self._proc = _start(self.argv, env, cwd, self._stderr)
+            super().__init__(self.argv, workdir, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as e:
-            self._cleanup_files()
+            shutil.rmtree(workdir, ignore_errors=True)
             raise ReplFailure(InfraError("startup", f"cannot start `{self.argv[0]}`: {e}")) from e
+        _LIVE.add(self)
         os.set_blocking(self._proc.stdout.fileno(), False)  # type: ignore[union-attr]
         os.set_blocking(self._proc.stdin.fileno(), False)  # type: ignore[union-attr]
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def alive(self) -> bool:
-        return self._proc.poll() is None
 
     # -- typed calls --------------------------------------------------------------------
 
@@ -345,7 +337,7 @@ class ReplProcess:
         now = time.monotonic()
         if self.memory_mb is not None and now - self._memory_checked >= _MEMORY_POLL_S:
             self._memory_checked = now  # twice a second at most: reads go on while Lean answers
-            if (rss := tree_rss_mb(self.pid)) > self.memory_mb:
+            if (rss := self.rss_mb()) > self.memory_mb:
                 self.kill()
                 raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
         if not self.alive():
@@ -365,16 +357,6 @@ class ReplProcess:
 
     # -- lifetime -----------------------------------------------------------------------
 
-    def stderr_tail(self, n: int = 2000) -> str:
-        return stderr_tail(self._dir / "stderr.txt", n)
-
-    def rss_mb(self) -> float:
-        return tree_rss_mb(self.pid)
-
-    def kill(self) -> None:
-        """Kill the process group at once and reap it."""
-        kill_group(self._proc)
-
     def close(self, grace: float = 2.0) -> None:
         """End the process: end of input first (the REPL exits on it), then SIGKILL after `grace` s."""
         if self._proc.poll() is None:
@@ -390,8 +372,7 @@ class ReplProcess:
 
     def _cleanup_files(self) -> None:
         _LIVE.discard(self)
-        self._stderr.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> ReplProcess:
         return self
@@ -409,18 +390,6 @@ def _close_all() -> None:
     for process in list(_LIVE):
         if process._owner == os.getpid():
             process.close(grace=0)
-
-
-def _start(argv: list[str], env: Mapping[str, str] | None, cwd: str | Path | None, stderr: Any) -> subprocess.Popen:
-    """Start a REPL in its own process group, dying with this process (see `process.popen_owned`)."""
-    return popen_owned(
-        argv,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-    )
 
 
 def _short(raw: Any) -> str:
