@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -220,20 +220,13 @@ def repl_runtime(
     sessions, the native sessions and the native REPL. `size_mb`: what one process may grow
     to, for the default number of workers (default `limits.memory_mb`); `runtime`: the keywords
     of `ReplRuntime` (`name`, `version`, ...)."""
-    pool = ReplPool(
-        command,
-        workers=limits.workers or default_workers(size_mb or limits.memory_mb),
-        memory_mb=limits.memory_mb,
-        recycle_mb=limits.recycle_mb,
-        spares=limits.spares,
-        max_requests=limits.max_requests,
-        retries=limits.retries,
-        machine_slots=limits.machine_slots,
-    )
+    pooled = asdict(limits)  # the pool's keywords, less the runtime's own
+    workers, timeout, startup_timeout = (pooled.pop(k) for k in ("workers", "timeout", "startup_timeout"))
+    pool = ReplPool(command, workers=workers or default_workers(size_mb or limits.memory_mb), **pooled)
     return ReplRuntime(
         pool,
-        timeout=limits.timeout,
-        startup_timeout=limits.startup_timeout,
+        timeout=timeout,
+        startup_timeout=startup_timeout,
         importable=importer.can_import,
         import_hint=importer.import_hint,
         **runtime,
