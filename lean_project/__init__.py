@@ -23,8 +23,9 @@ RUNTIMES = ("embedded", "native")
 
 
 def get_runtime(name: str = "embedded", **options: Any) -> LeanRuntime:
-    """A ready runtime by name; options: timeout, workers, memory_mb, startup_timeout (both), and
-    mode, warm, max_batch (embedded) or max_requests, retries, machine_slots (native).
+    """A ready runtime by name; options: the fields of `repl_runtime.Limits` (workers, timeout,
+    startup_timeout, memory_mb, recycle_mb, spares, max_requests, retries, machine_slots), and
+    mode, warm, max_batch (embedded).
 
     `embedded` is long-lived sessions of leangym's session program (`embedded.EmbeddedRuntime`),
     falling back to one Lean process per batch (`FileRuntime`) when a session cannot start.

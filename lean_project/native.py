@@ -152,8 +152,8 @@ class NativeRuntime(StreamingRuntime):
 
     def __init__(self, launcher: NativeLauncher | None = None, **limits: Any):
         """`limits`: the fields of `repl_runtime.Limits`, for the sessions and the REPL alike."""
+        self._limits = Limits(**limits)  # a mistyped keyword fails before the search for Lean
         self.launcher = launcher or find_native()
-        self._limits = Limits(**limits)
         self.sessions = repl_runtime(
             self.launcher.session_command(),
             self.launcher,

@@ -65,14 +65,14 @@ class ReplWorker:
     def __init__(
         self,
         index: int,
-        command: ReplCommand,
+        launch: ReplCommand,
         memory_mb: float | None,
         max_requests: int,
         recycle_mb: float | None = None,
         spare: bool = False,
     ):
         self.index = index
-        self.launch = command  # how its processes start
+        self.launch = launch  # how its processes start
         self.memory_mb = memory_mb  # killed past this, mid-request
         self.recycle_mb = recycle_mb if recycle_mb is not None else memory_mb  # restarted past this, between jobs
         self.max_requests = max_requests

@@ -1,12 +1,14 @@
-"""One Lean process: started, watched, always reaped.
+"""One Lean process: started, watched, always reaped (`OwnedProcess`, the base of `LeanProcess`
+below and of `repl.ReplProcess`).
 
 * Each process gets a private folder under /tmp (mode 0700) for its input and output.
 * It runs in its own process group, and on Linux the kernel kills it if the Python
   process that started it dies (PR_SET_PDEATHSIG), so a crash or Ctrl-C leaves no orphans.
   The kernel sends that signal when the *thread* that forked the child ends, so every Lean
   process (file runs, spares, REPLs) is started from one long-lived thread (`popen_owned`).
-* Output goes to files, not pipes: nothing blocks if nobody reads, and no reader thread
-  is needed. `read_new()` reads what was appended since the last call.
+* A `LeanProcess`'s output goes to files, not pipes: nothing blocks if nobody reads, and no
+  reader thread is needed. `read_new()` reads what was appended since the last call. (A
+  `ReplProcess` is spoken to on pipes, one request at a time; its stderr is a file too.)
 * Memory is watched by summing the resident set of the process and its children (`tree_rss_mb`);
   past the cap the group is killed. (A hard RLIMIT_AS would break WebAssembly, which reserves large virtual
   address ranges up front.) No file it writes may grow past `max_output_bytes()`

@@ -201,13 +201,13 @@ class ReplProcess(OwnedProcess):
         self._owner = os.getpid()  # a forked child (an async vector env) must not end its parent's Lean
         self._buffer = b""
         self.scratch = workdir / "scratch"  # the process's own empty working folder (read-only to it)
-        self.scratch.mkdir(mode=0o500)
         self.argv = [a.replace(SCRATCH, str(self.scratch)) for a in self.argv]
         if env is not None:
             env = {k: v.replace(SCRATCH, str(self.scratch)) for k, v in env.items()}
         if cwd is not None:
             cwd = str(cwd).replace(SCRATCH, str(self.scratch))
         try:
+            self.scratch.mkdir(mode=0o500)
             super().__init__(self.argv, workdir, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as e:
             shutil.rmtree(workdir, ignore_errors=True)

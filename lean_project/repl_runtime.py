@@ -199,7 +199,7 @@ class Limits:
     startup_timeout: float = 600.0  # seconds to elaborate a header (`import Mathlib`: several)
     memory_mb: float | None = 8192  # a process is killed past this, mid-request
     recycle_mb: float | None = None  # ... and restarted past this, between requests (default `memory_mb`)
-    spares: bool = False  # keep the next process of each worker starting (slow start-ups)
+    spares: bool | None = None  # keep the next process of each worker starting (None: the runtime's default)
     max_requests: int = 1000  # ... and restarted after this many requests
     retries: int = 1  # a source a process died on is tried again in a fresh one
     machine_slots: bool = True  # hold a machine-wide Lean slot per running source
@@ -221,6 +221,7 @@ def repl_runtime(
     to, for the default number of workers (default `limits.memory_mb`); `runtime`: the keywords
     of `ReplRuntime` (`name`, `version`, ...)."""
     pooled = asdict(limits)  # the pool's keywords, less the runtime's own
+    pooled["spares"] = bool(pooled["spares"])
     workers, timeout, startup_timeout = (pooled.pop(k) for k in ("workers", "timeout", "startup_timeout"))
     pool = ReplPool(command, workers=workers or default_workers(size_mb or limits.memory_mb), **pooled)
     return ReplRuntime(
@@ -243,6 +244,7 @@ def native_repl_runtime(
     """
     from leangym.lean_project import native
 
+    checked = Limits(**limits)  # a mistyped keyword fails before the search for Lean
     launcher = native.find_native(project)
     repl = find_repl(launcher.project)
     if repl is None:
@@ -252,7 +254,7 @@ def native_repl_runtime(
     return repl_runtime(
         command,
         launcher,
-        Limits(**limits),
+        checked,
         name="native",
         version=f"{launcher.version} (REPL)",
         preload_header=preload_header,

@@ -43,6 +43,37 @@ def test_unknown_runtime_name_is_rejected() -> None:
         get_runtime("wasm64")
 
 
+def test_a_mistyped_runtime_option_fails_before_any_lean_is_looked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three builders of a REPL runtime take one set of options (`repl_runtime.Limits`): a
+    misspelt one is a TypeError that names it, not a missing-Lean error found first."""
+    from leangym.lean_project.repl_runtime import native_repl_runtime
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no native Lean to find
+    builds = [
+        lambda: get_runtime("native", worker=2),
+        lambda: native_repl_runtime(worker=2),
+        lambda: embedded.session_runtime(worker=2),
+    ]
+    for build in builds:
+        with pytest.raises(TypeError, match="worker"):
+            build()
+
+
+def test_session_spares_are_automatic_unless_asked() -> None:
+    """`spares=None` (or no keyword) keeps the next session starting only where a start-up is slow."""
+    fast, slow = toolchain.locate(), replace(toolchain.locate(), boot=None)
+    assert fast.boot is not None  # the precompiled program: a start-up of ~7 s
+    for launcher, spares, expected in [
+        (fast, None, False),
+        (slow, None, True),
+        (fast, True, True),
+        (slow, False, False),
+    ]:
+        runtime = embedded.session_runtime(launcher, spares=spares, workers=1)
+        assert [w.keep_spare for w in runtime._pool.workers] == [expected]
+        runtime.close()
+
+
 def test_patch_refuses_a_glue_file_it_was_not_written_for(tmp_path: Path) -> None:
     fake = tmp_path / "lean.js"
     fake.write_text("var x=1;newSymIndex=Object.keys(lib.exports).indexOf(symbol);")
