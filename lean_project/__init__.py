@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leangym.lean_project.runtime import FileRuntime, LeanRuntime
+from leangym.lean_project.oneshot import FileRuntime
+from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, LeanRuntimeError, Message, Position, SourceResult
 
 RUNTIMES = ("embedded", "native")

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from leangym.lean_project.kernel import Judge, JudgeHold, KernelCheck, KernelVerdict
+from leangym.lean_project.oneshot import FileRuntime
 from leangym.lean_project.repl_runtime import Limits, ReplRuntime, repl_runtime
-from leangym.lean_project.runtime import FileRuntime, OnResult, StreamingRuntime
+from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.toolchain import LEAN_VERSION, EmbeddedLauncher, leangym_home, locate
 from leangym.lean_project.types import RuntimeHealth, SourceResult
 
@@ -65,7 +66,7 @@ def fallback_record() -> Path:
 
 class EmbeddedRuntime(StreamingRuntime):
     """The embedded Lean: long-lived sessions (`mode="session"`, the default), or one process per
-    batch (`"oneshot"`, `runtime.FileRuntime`), chosen automatically when sessions cannot start.
+    batch (`"oneshot"`, `oneshot.FileRuntime`), chosen automatically when sessions cannot start.
 
     Both run the session program, so both check each source from its imports alone; they
     differ only in how long a Lean process lives. `LEANGYM_EMBEDDED_MODE` sets the default.

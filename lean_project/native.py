@@ -36,7 +36,7 @@ INSTALL_HINT = "install elan, then `cd lean_project && lake update && lake build
 
 @dataclass(frozen=True)
 class NativeLauncher:
-    """Starts a native `lean` on a file (the `Launcher` of `runtime.FileRuntime`)."""
+    """Starts a native `lean` on a file (the `Launcher` of `oneshot.FileRuntime`)."""
 
     lean: Path
     lean_path: tuple[Path, ...]
@@ -50,7 +50,7 @@ class NativeLauncher:
         return self.lean.parent.parent
 
     def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
-        """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
+        """The session program over a request file (a one-shot batch of `oneshot.FileRuntime`)."""
         argv = [str(self.lean), "--run", str(SESSION_PROGRAM), str(requests_file)]
         return self.confined(argv, reads=(requests_file.parent,)), self.environment()
 

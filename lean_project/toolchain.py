@@ -283,7 +283,7 @@ class EmbeddedLauncher:
     warm_start: bool = True  # runner.js holds Lean at its first read of the request file
 
     def command(self, requests_file: Path) -> tuple[list[str], dict[str, str]]:
-        """The session program over a request file (a one-shot batch of `runtime.FileRuntime`)."""
+        """The session program over a request file (a one-shot batch of `oneshot.FileRuntime`)."""
         why = _refusal(self)
         if why is not None:
             raise OSError(why)

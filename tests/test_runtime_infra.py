@@ -261,12 +261,12 @@ def start_child(script: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
 
-def wait_until(predicate, seconds: float) -> bool:
+def wait_until(predicate, seconds: float, every: float = 0.2) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.2)
+        time.sleep(every)
     return False
 
 
@@ -343,7 +343,7 @@ def _kill_when(pids: Callable[[], list[int]], ready: Callable[[], bool], seconds
     """In the background: once `ready()`, SIGKILL the Lean processes `pids()` names."""
 
     def run() -> None:
-        if wait_until(ready, seconds):
+        if wait_until(ready, seconds, every=0.01):  # a warm session answers a proof in ~30 ms
             for pid in pids():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -354,8 +354,8 @@ def _kill_when(pids: Callable[[], list[int]], ready: Callable[[], bool], seconds
 
 
 GOOD = [
-    Problem(f"kill{i}", f"theorem kill{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by") for i in range(30)
-]  # long enough to be killed mid-way
+    Problem(f"kill{i}", f"theorem kill{i} (a b : Nat) (h : a < b) : a + {i} < b + {i} := by") for i in range(60)
+]  # long enough to be killed mid-way (~2 s in a warm session)
 BAD = Problem("kill_bad", "theorem kill_bad : (2 : Nat) + 2 = 5 := by")
 
 
