@@ -87,12 +87,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"leangym server {state}: {record['url']} ({record['runtime']} Lean, pid {record['pid']})")
         return 0
     try:
-        key = args.api_key_file.read_text(encoding="utf-8").strip() if args.api_key_file else None
-    except OSError as e:
-        print(f"error: cannot read the API key: {e}", file=sys.stderr)
-        return 2
-    if args.api_key_file and not key:
-        print(f"error: {args.api_key_file} is empty", file=sys.stderr)
+        key = _api_key(args.api_key_file)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     config = ServeConfig(
         host=args.host,
@@ -128,3 +125,16 @@ def _argv(args: argparse.Namespace) -> list[str]:
     if args.idle_exit is not None:
         argv += ["--idle-exit", str(args.idle_exit)]
     return argv
+
+
+def _api_key(path: Path | None) -> str | None:
+    """The API key in `path` (None without a file); a ValueError says what is wrong with the file."""
+    if path is None:
+        return None
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ValueError(f"cannot read the API key: {e}") from e
+    if not key:
+        raise ValueError(f"{path} is empty")
+    return key

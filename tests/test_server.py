@@ -292,3 +292,12 @@ def test_sigterm_finishes_running_work_and_a_restart_serves_waiting_clients(serv
     server.start()  # the same port; the fixture stops it at the end of the session
     later.join()
     assert waiting["v"][0]["verdict"] == "proved"
+
+
+def test_serve_refuses_an_unreadable_or_empty_api_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`leangym serve --api-key-file` exits 2 with the reason before it starts anything."""
+    empty = tmp_path / "key"
+    empty.write_text("  \n", encoding="utf-8")
+    for path, said in [(tmp_path / "missing", "cannot read the API key"), (empty, "is empty")]:
+        assert leangym_main(["serve", "--api-key-file", str(path), "--port", str(free_port())]) == 2
+        assert said in capsys.readouterr().err
