@@ -30,7 +30,7 @@ from typing import Protocol
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
 from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
 from leangym.lean_project.pool import ReplCommand
-from leangym.lean_project.process import LeanProcess, private_dir, run_slots, spare_slots
+from leangym.lean_project.process import LeanProcess, Spares, private_dir, run_slots
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.types import InfraError, SourceResult
 
@@ -86,8 +86,8 @@ class FileRuntime(LeanRuntime):
         self.warm = warm if launcher.warm_start else 0
         self.max_batch = max_batch
         self.runs_started = 0  # Lean processes given a batch (a batch re-run after a failure counts again)
-        self._run_slots, self._spare_slots = run_slots(), spare_slots()
-        self._spares: list[LeanProcess] = []
+        self._run_slots = run_slots()
+        self._spares: Spares[LeanProcess] = Spares(LeanProcess.cleanup)
         command = launcher.judge_command()
         self._judge = JudgeHold(command) if command is not None else None  # held from first use to `close`
         self._lock = threading.Lock()
@@ -135,28 +135,27 @@ class FileRuntime(LeanRuntime):
                 raise RuntimeError("this runtime is closed")
             self._count(len(runnable))
             self._run_all(deque((b, 0) for b in plan(runnable, self.max_batch)), results, limit, export)
-            self._top_up_spares(busy=0)  # warm up for the next call (not during this one)
+            self._top_up_spares()  # warm up for the next call (not during this one)
         return [results[i] for i in range(len(sources))]
 
     def prewarm(self) -> None:
         self._forget_parent_processes()
         with self._lock:
-            self._top_up_spares(busy=0)
+            self._top_up_spares()
 
     def close(self) -> None:
         self._forget_parent_processes()
         with self._lock:
             self._closed = True
-            for proc in self._spares:
-                proc.cleanup()
-            self._spares.clear()
+            self._spares.close()
         if self._judge is not None:
             self._judge.release()
 
     def _forget_parent_processes(self) -> None:
         """In a forked child (an async vector env worker), the spares are the parent's: drop, don't kill."""
         if self._pid != os.getpid():
-            self._pid, self._spares, self._lock = os.getpid(), [], threading.Lock()
+            self._pid, self._lock = os.getpid(), threading.Lock()
+            self._spares.forget()
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -194,11 +193,10 @@ class FileRuntime(LeanRuntime):
         answers = Answers(len(batch))
         text = requests(batch, answers.ids, export=export)
         try:
-            proc = self._take_spare()
+            proc = self._spares.take()
             if proc is None:
                 proc = self._spawn(text)
             else:
-                proc.release_slots()  # no longer a spare
                 proc.feed(text)
         except OSError as e:
             os.close(slot)
@@ -229,26 +227,9 @@ class FileRuntime(LeanRuntime):
             proc.fed_at = proc.started
         return proc
 
-    def _take_spare(self) -> LeanProcess | None:
-        while self._spares:
-            proc = self._spares.pop(0)
-            if proc.returncode() is None:
-                return proc
-            proc.cleanup()  # died while waiting (e.g. its idle limit passed)
-        return None
-
-    def _top_up_spares(self, busy: int) -> None:
-        while self.warm and len(self._spares) < self.warm and busy + len(self._spares) < self.workers:
-            slot = self._spare_slots.acquire(block=False)
-            if slot is None:
-                return  # enough spares on this machine already
-            try:
-                spare = self._spawn(None)
-            except OSError:
-                os.close(slot)
-                return  # the next check reports the cause when it starts Lean itself
-            spare.slots.append(slot)
-            self._spares.append(spare)
+    def _top_up_spares(self) -> None:
+        """Warm runs for the next call, as many as `warm` (and `workers`) allow."""
+        self._spares.top_up(min(self.warm, self.workers), lambda: self._spawn(None))
 
     # -- watching one run -------------------------------------------------------------
 

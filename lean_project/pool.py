@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from leangym.lean_project.process import run_slots, spare_slots
+from leangym.lean_project.process import Spares, run_slots
 from leangym.lean_project.repl import CommandResponse, ProofStepResponse, ReplFailure, ReplProcess, ReplRefusal
 from leangym.lean_project.types import InfraError
 
@@ -82,18 +82,19 @@ class ReplWorker:
         self.header_elaborations = 0  # headers this worker elaborated (how often header reuse missed)
         self._process: ReplProcess | None = None
         self.keep_spare = spare  # start the next process while this one works (slow start-ups)
-        self._spare: tuple[ReplProcess, int] | None = None  # a started process and its machine spare slot
+        self._spares: Spares[ReplProcess] = Spares(ReplProcess.close)  # the next process, when it keeps one
         self._pid = os.getpid()
 
     @property
     def process(self) -> ReplProcess:
         """The live process, started if there is none (the warm spare, when there is one)."""
         if self._pid != os.getpid():  # a forked child (an async vector env): the processes are the parent's
-            self._pid, self._process, self._spare, self.lock = os.getpid(), None, None, threading.Lock()
+            self._pid, self._process, self.lock = os.getpid(), None, threading.Lock()
+            self._spares.forget()
             self.headers.clear()
         if self._process is None or not self._process.alive():
             self.stop()
-            self._process = self._take_spare() or self._start()
+            self._process = self._spares.take() or self._start()
             self.generation += 1
         return self._process
 
@@ -108,29 +109,6 @@ class ReplWorker:
         if why is not None:
             raise ReplFailure(InfraError("startup", why))
         return ReplProcess(c.argv, env=c.env, cwd=c.cwd, memory_mb=self.memory_mb, tag_requests=c.tag_requests)
-
-    def _take_spare(self) -> ReplProcess | None:
-        if self._spare is None:
-            return None
-        spare, slot = self._spare
-        self._spare = None
-        os.close(slot)
-        if spare.alive():
-            return spare
-        spare.close()
-        return None
-
-    def _top_up_spare(self) -> None:
-        """Start a spare if this worker keeps one and the machine has a spare slot free."""
-        if not self.keep_spare or self._spare is not None:
-            return
-        slot = spare_slots().acquire(block=False)
-        if slot is None:
-            return  # enough spares on this machine
-        try:
-            self._spare = (self._start(), slot)
-        except ReplFailure:
-            os.close(slot)
 
     @property
     def answered(self) -> int:
@@ -147,7 +125,8 @@ class ReplWorker:
         self.header_elaborations += 1
         if isinstance(answer, CommandResponse):
             self.headers[(env, text)] = answer
-            self._top_up_spare()  # now, not at start: two start-ups at once would slow the first
+            if self.keep_spare:  # now, not at start: two start-ups at once would slow the first
+                self._spares.top_up(1, self._start, failures=(ReplFailure,))
         return answer
 
     def command(
@@ -179,16 +158,14 @@ class ReplWorker:
 
     def kill(self) -> None:
         """Kill the process (and the spare) now, from any thread (whoever is talking to it gets a `ReplFailure`)."""
-        for proc in (self._process, self._spare[0] if self._spare else None):
-            if proc is not None:
-                proc.kill()
+        if self._process is not None:
+            self._process.kill()
+        self._spares.kill()
 
     def close(self) -> None:
         """End the process and the spare."""
         self.stop()
-        spare = self._take_spare()
-        if spare is not None:
-            spare.close()
+        self._spares.close()
 
     def stop(self) -> None:
         """End the process (if any); the next use takes the spare or starts a fresh one."""

@@ -36,11 +36,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 _PR_SET_PDEATHSIG = 1
 
@@ -246,6 +246,62 @@ class LeanProcess(OwnedProcess):
         for fd in self.slots:
             os.close(fd)
         self.slots = []
+
+
+P = TypeVar("P", bound=OwnedProcess)
+
+
+class Spares(Generic[P]):
+    """Processes started ahead of need, so a run or a restart does not wait for Lean's start-up:
+    a one-shot runtime's warm runs (`oneshot.FileRuntime`), a pool worker's next process
+    (`pool.ReplWorker`). Each holds one of the machine's spare slots (`spare_slots`) while it waits.
+    Not thread-safe: its owner's lock guards it."""
+
+    def __init__(self, discard: Callable[[P], None]):
+        self._discard = discard  # how a process nobody took ends (closed, its folder removed)
+        self._waiting: list[tuple[P, int]] = []  # a started process and its spare slot
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def take(self) -> P | None:
+        """A started process, no longer a spare; None if none waits (spares that died waiting are discarded)."""
+        while self._waiting:
+            proc, slot = self._waiting.pop(0)
+            os.close(slot)
+            if proc.alive():
+                return proc
+            self._discard(proc)
+        return None
+
+    def top_up(self, want: int, start: Callable[[], P], failures: tuple[type[Exception], ...] = (OSError,)) -> None:
+        """Start spares until `want` wait, while the machine has a spare slot free. A start that fails
+        with one of `failures` is left for the next real start to report."""
+        while len(self._waiting) < want:
+            slot = spare_slots().acquire(block=False)
+            if slot is None:
+                return  # enough spares on this machine already
+            try:
+                self._waiting.append((start(), slot))
+            except failures:
+                os.close(slot)
+                return
+
+    def kill(self) -> None:
+        """Kill the waiting processes now (from any thread); they are discarded when next taken or closed."""
+        for proc, _ in list(self._waiting):
+            proc.kill()
+
+    def close(self) -> None:
+        """Discard every waiting process."""
+        while self._waiting:
+            proc, slot = self._waiting.pop()
+            os.close(slot)
+            self._discard(proc)
+
+    def forget(self) -> None:
+        """In a forked child (an async vector env worker), the spares are the parent's: drop them, don't end them."""
+        self._waiting = []
 
 
 @dataclass(frozen=True)

@@ -302,3 +302,21 @@ def test_tactic_infra_failure_is_not_a_verdict(tmp_path):
     step = t.apply(state, "apply Int.natAbs")
     assert step.failed and step.infra is not None and step.infra.kind == "timeout"
     t.pool.close()
+
+
+def test_a_workers_spare_takes_over_after_a_crash_and_ends_with_the_pool(tmp_path, monkeypatch):
+    """With `spares`, a worker starts its next process once its header is elaborated; after a crash
+    that process answers (no start-up waited for), and closing the pool ends the spares too."""
+    monkeypatch.setenv("LEANGYM_MAX_SPARES", "8")  # spare slots of its own, whatever other tests hold
+    lean = runtime(tmp_path, workers=1, spares=True)
+    worker = lean._pool.workers[0]
+    assert_accepted(lean.check([MINIF2F[0]])[0])
+    [(spare, _)] = worker._spares._waiting
+    crashed = worker.process
+    crashed.kill()
+    assert_accepted(lean.check([MINIF2F[1]])[0])
+    assert worker.pid == spare.pid and worker.generation == 2
+    [(next_spare, _)] = worker._spares._waiting  # started after the new process's header
+    assert next_spare.pid not in (crashed.pid, spare.pid)
+    lean.close()
+    assert not spare.alive() and not next_spare.alive()

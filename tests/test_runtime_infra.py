@@ -275,8 +275,8 @@ def test_a_timed_out_run_leaves_no_process() -> None:
         f"""
         runtime = get_runtime("embedded", warm=0)
         [res] = runtime.check(["{SLOW}"], timeout=3)
-        spare = runtime.sessions._pool.workers[0]._spare
-        print(res.status, spare[0].pid if spare else 0, flush=True)
+        spares = runtime.sessions._pool.workers[0]._spares._waiting
+        print(res.status, spares[0][0].pid if spares else 0, flush=True)
         import time; time.sleep(60)
         """
     )
@@ -374,6 +374,22 @@ def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
         killer.join()
         assert session.health().restarts == 1
     _every_verdict_decided(verdicts)
+
+
+@pytest.mark.lean
+def test_a_one_shot_runtime_hands_its_batch_to_its_warm_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`warm=1`: a Lean started ahead (before its request file exists) takes the next batch, and
+    the check starts the spare of the batch after it."""
+    monkeypatch.setenv("LEANGYM_MAX_SPARES", "8")  # spare slots of its own, whatever other tests hold
+    with FileRuntime(toolchain.locate(), warm=1) as runtime:
+        runtime.prewarm()
+        [(spare, _)] = runtime._spares._waiting
+        [result] = runtime.check(["theorem warm_two : (2 : Nat) + 2 = 4 := rfl"])
+        assert result.accepted and runtime.runs_started == 1
+        assert not spare.alive() and not spare.workdir.exists()  # it ran the batch and was cleaned up
+        [(following, _)] = runtime._spares._waiting
+        assert following.pid != spare.pid and following.alive()
+    assert not following.alive()
 
 
 @pytest.mark.lean
