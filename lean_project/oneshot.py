@@ -192,13 +192,15 @@ class FileRuntime(LeanRuntime):
         """Hand `batch` to a Lean process holding run `slot`; if none can be started, record why and return None."""
         answers = Answers(len(batch))
         text = requests(batch, answers.ids, export=export)
+        proc = self._spares.take()
         try:
-            proc = self._spares.take()
             if proc is None:
                 proc = self._spawn(text)
             else:
                 proc.feed(text)
         except OSError as e:
+            if proc is not None:
+                proc.cleanup()  # a spare that could not be handed its requests
             os.close(slot)
             for p in batch:
                 results[p.index] = SourceResult("error", error=InfraError("startup", f"cannot start Lean: {e}"))
