@@ -279,7 +279,9 @@ class VLLMGenerator(Generator):
 
 def inference_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     """The model's weights under the base model's names; LoRA adapters are merged in for the copy."""
-    if not hasattr(model, "merge_adapter"):
+    from leangym.agents.models import has_adapter
+
+    if not has_adapter(model):
         return {name: t.detach() for name, t in model.state_dict().items()}
     model.merge_adapter()
     try:
@@ -343,5 +345,4 @@ def make_generator(
 
 
 def _cuda_devices(model: PreTrainedModel) -> list[int]:
-    device = getattr(model, "device", None)
-    return [device.index or 0] if device is not None and device.type == "cuda" else []
+    return [model.device.index or 0] if model.device.type == "cuda" else []

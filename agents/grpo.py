@@ -398,7 +398,9 @@ class GRPOTrainer:
         micro, temp = self.cfg.micro_batch_size, self.sampling.temperature
         if self.reference is not None:
             return _no_grad_logps(self.reference, batch, temp, micro, self.autocast)
-        if hasattr(self.policy, "disable_adapter"):  # LoRA: the frozen base is the reference
+        from leangym.agents.models import has_adapter
+
+        if has_adapter(self.policy):  # LoRA: the frozen base is the reference
             with self.policy.disable_adapter():
                 return _no_grad_logps(self.policy, batch, temp, micro, self.autocast)
         raise ValueError("beta > 0 needs a reference model (or a LoRA policy)")

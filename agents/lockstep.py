@@ -21,7 +21,7 @@ from leangym.lean_project.types import SourceResult
 
 
 @dataclass
-class _Call:
+class _Pending:
     sources: list[str]
     timeout: float | None
     export: bool
@@ -37,7 +37,7 @@ class LockstepRuntime(LeanRuntime):
         self.name = inner.name
         self.parties = parties  # threads still searching; each calls `leave()` when done
         self.patience = patience  # seconds to wait for a missing thread (one busy outside Lean)
-        self._pending: list[_Call] = []
+        self._pending: list[_Pending] = []
         self._cond = threading.Condition()
 
     @property
@@ -56,7 +56,7 @@ class LockstepRuntime(LeanRuntime):
     def check(
         self, sources: Sequence[str], *, timeout: float | None = None, export: bool = False
     ) -> list[SourceResult]:
-        call = _Call(list(sources), timeout, export)
+        call = _Pending(list(sources), timeout, export)
         with self._cond:
             self._pending.append(call)
             while call.results is None and call.error is None:

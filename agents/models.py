@@ -60,6 +60,16 @@ def load_causal_lm(path: str, device: str, *, bfloat16: bool) -> Any:
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
 
 
+def has_adapter(model: Any) -> bool:
+    """Whether `model` is a policy with a LoRA adapter (a peft model): its base, with the adapter
+    off, is GRPO's reference, and the adapter is merged in before its weights go to vLLM."""
+    try:
+        from peft import PeftModel
+    except ImportError:  # the [lora] extra is not installed: no model has an adapter
+        return False
+    return isinstance(model, PeftModel)
+
+
 def initial_model_path(cfg: TrainConfig, problems: list[Problem], out: Path) -> str:
     """Where the starting weights live: the hub name or folder, or for `tiny` a folder written now (once)."""
     if cfg.model != "tiny":

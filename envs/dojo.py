@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from leangym.lean_project.tactics import TacticResult, TacticState
+from leangym.lean_project.tactics import TacticBackend, TacticResult, TacticState
 from leangym.lean_project.types import InfraError
 from leangym.rewards.problem import Problem
 
@@ -145,7 +145,7 @@ def traced_problems(
     return problems
 
 
-class DojoTactics:
+class DojoTactics(TacticBackend):
     """One theorem's proof search through `lean_dojo.Dojo` (a context manager, like `Dojo` itself).
 
     After a timeout or a crash the Dojo process is gone: the step says so (`infra`), and the

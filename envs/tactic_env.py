@@ -35,7 +35,6 @@ from leangym.lean_project.tactics import (
     TacticBackend,
     TacticResult,
     TacticState,
-    apply_many,
     state_id,
     tactic_block,
 )
@@ -260,7 +259,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         """Screen, apply (one Lean run), then verify the proofs that closed every goal (one batch)."""
         assert self.problem is not None
         screened = [(t, screen_tactic(self.verifier, t)) for t in tactics]
-        applied = iter(apply_many(self.backend, state, [t for t, why in screened if not why]))
+        applied = iter(self.backend.apply_many(state, [t for t, why in screened if not why]))
         results = [TacticStep(None, why, tactic=t) if why else TacticStep.of(next(applied)) for t, why in screened]
         closed = [(i, out.state) for i, out in enumerate(results) if out.state is not None and not out.state.goals]
         if closed:

@@ -13,6 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,14 @@ def session_runtime(launcher: EmbeddedLauncher | None = None, **limits: Any) -> 
     a start-up is slow (no precompiled program): a ~7 s restart after a timeout or a recycle
     is not worth a second process's ~0.8 GB held all the time (docs/embedded.md).
     """
-    limits = {"memory_mb": 6144, "recycle_mb": 4096, "max_requests": 5000, **limits}
-    Limits(**limits)  # a mistyped keyword fails here, before any start-up
+    chosen = Limits(**{"memory_mb": 6144, "recycle_mb": 4096, "max_requests": 5000, **limits})  # before any start
     launcher = launcher or locate()
-    if limits.get("spares") is None:
-        limits["spares"] = launcher.boot is None
+    if chosen.spares is None:
+        chosen = replace(chosen, spares=launcher.boot is None)
     return repl_runtime(
         launcher.session_command(),
         launcher,
-        Limits(**limits),
+        chosen,
         size_mb=SESSION_MB,
         name="embedded",
         version=LEAN_VERSION,

@@ -334,7 +334,7 @@ def split_header(source: str) -> Split:
         if any(t.kind == "ident" and t.text == "in" for t in command):  # `open X in …` scopes what follows
             break
         if command[0].text == "import":
-            imports += [t.name for t in command[1:] if t.kind == "ident"]
+            imports += [t.name for t in command[1:] if t.kind == "ident" and t.text != "import"]
         header_end, i = command[-1].end, j
     whole = Split("", source, 0, tuple(imports))
     cut = source.find("\n", header_end)
@@ -348,14 +348,8 @@ def _straddles(tokens: list[Token], offset: int) -> bool:
 
 
 def imports_of(source: str) -> tuple[str, ...]:
-    """Module names of the leading `import X` commands (comments skipped)."""
-    code = [t for t in tokenize(source) if t.kind != "comment"]
-    names: list[str] = []
-    i = 0
-    while i + 1 < len(code) and code[i].kind == "ident" and code[i].text == "import":
-        names.append(code[i + 1].name)
-        i += 2
-    return tuple(names)
+    """Module names of the `import` commands of the source's header (`split_header`; comments skipped)."""
+    return split_header(source).imports
 
 
 def heartbeat_limit(max_heartbeats: int | None) -> str:

@@ -5,7 +5,7 @@
     result.state.goals                    # ('n : Nat\\n⊢ 0 + n = n',): one string per goal, as Lean prints it
     result = backend.apply(result.state, "induction n")
     result.failed, result.error           # a refused tactic: no state, Lean's error
-    results = apply_many(backend, state, ["simp", "omega", "rfl"])   # one Lean run where the backend batches
+    results = backend.apply_many(state, ["simp", "omega", "rfl"])   # one Lean run where the backend batches
 
 A `TacticBackend` starts a proof at the first `sorry` of a statement and applies tactics to
 states. States (`TacticState`) are immutable values: their goals, the statement, and the
@@ -46,10 +46,10 @@ import itertools
 import textwrap
 import threading
 import weakref
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from leangym.lean_project.pool import ReplPool, ReplWorker
 from leangym.lean_project.repl import ProofStepResponse, ReplRefusal
@@ -63,7 +63,6 @@ __all__ = [
     "TacticBackend",
     "TacticResult",
     "TacticState",
-    "apply_many",
     "state_id",
     "tactic_block",
 ]
@@ -104,24 +103,23 @@ class TacticResult:
         return None if self.state is None else state_id(self.state.goals)
 
 
-class TacticBackend(Protocol):
-    """Starts a proof and applies tactics to immutable states (see the module docstring)."""
+class TacticBackend(ABC):
+    """Starts a proof and applies tactics to immutable states (see the module docstring).
 
+    A backend subclasses it: `start` and `apply` are its own; `apply_many` applies each tactic
+    in turn unless the backend checks several in one Lean run (`ElaborationTactics`)."""
+
+    @abstractmethod
     def start(self, statement: str, header: str = "") -> TacticResult:
         """The state at the first `sorry` of `statement`, or why there is none (the statement did not elaborate)."""
-        ...
 
+    @abstractmethod
     def apply(self, state: TacticState, tactic: str) -> TacticResult:
         """Run `tactic` in `state`: a new state (no goals when it closed the last one), or Lean's error."""
-        ...
 
-
-def apply_many(backend: TacticBackend, state: TacticState, tactics: Sequence[str]) -> list[TacticResult]:
-    """Each tactic applied to `state`, in order: one Lean run when the backend batches (`apply_many`)."""
-    batched = getattr(backend, "apply_many", None)
-    if batched is not None:
-        return list(batched(state, tactics))
-    return [backend.apply(state, t) for t in tactics]
+    def apply_many(self, state: TacticState, tactics: Sequence[str]) -> list[TacticResult]:
+        """Each tactic applied to `state`, in order."""
+        return [self.apply(state, t) for t in tactics]
 
 
 def tactic_block(tactics: Sequence[str]) -> str:
@@ -142,7 +140,7 @@ def state_id(goals: Sequence[str]) -> str:
 # -- re-elaboration, over any runtime ----------------------------------------------------------
 
 
-class ElaborationTactics:
+class ElaborationTactics(TacticBackend):
     """`TacticBackend` over `LeanRuntime.check`: a state's tactics are elaborated again with each new one."""
 
     def __init__(
@@ -303,7 +301,7 @@ class _Handle:
 _Reached = tuple[TacticResult, _Handle | None]
 
 
-class ReplTactics:
+class ReplTactics(TacticBackend):
     """`TacticBackend` over a `ReplPool` of Lean REPLs: the REPL's proof states, kept across restarts.
 
     `start` elaborates the statement and takes the proof state the REPL opens at its first

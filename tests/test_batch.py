@@ -72,3 +72,17 @@ def test_an_answer_without_its_request_id_is_not_an_answer() -> None:
     shifted.feed(json.dumps({"env": 0, "messages": [], "id": shifted.ids[0]}) + "\n\n")
     shifted.feed(json.dumps({"env": 2, "messages": [], "id": shifted.ids[2]}) + "\n\n")
     assert shifted.unreadable and shifted.messages == []
+
+
+def test_one_reader_of_imports_for_every_caller() -> None:
+    """A batch, a problem and the REPL's header split read a source's imports the same way
+    (`source.split_header`), two on a line and comments included."""
+    from leangym.lean_project.source import split_header
+    from leangym.rewards import Problem
+
+    header = "import Std import Lean.Data -- import Mathlib\n/- import Aesop -/\nimport Lean\nopen Nat\n"
+    want = ("Std", "Lean.Data", "Lean")
+    source = header + "theorem t : True := trivial"
+    assert prepare(0, source).imports == want
+    assert Problem("t", "theorem t : True := trivial", header=header).imports == want
+    assert split_header(source).imports == want
