@@ -22,6 +22,8 @@ from leangym.lean_project.types import SourceResult
 
 @dataclass
 class _Pending:
+    """A `check` call waiting for the lockstep batch it joins."""
+
     sources: list[str]
     timeout: float | None
     export: bool
