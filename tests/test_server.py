@@ -157,7 +157,8 @@ def test_refusals_are_explicit(guarded) -> None:
     good = {"items": _rows([(P["two_two"], "  decide")])}
     assert httpx.post(guarded + "/verify", json=good).status_code == 401
     assert httpx.post(guarded + "/verify", json=good, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert httpx.post(guarded + "/verify", json=good, headers=key).json()["results"][0]["verdict"] == "proved"
+    proved = httpx.post(guarded + "/verify", json=good, headers=key, timeout=60)  # Lean's work: not httpx's 5 s
+    assert proved.json()["results"][0]["verdict"] == "proved"
     assert httpx.get(guarded + "/metrics").status_code == 401 and httpx.get(guarded + "/health").status_code == 200
 
     big = httpx.post(guarded + "/check", content=b'{"sources": ["' + b"x" * (2 << 20) + b'"]}', headers=key)
@@ -202,7 +203,7 @@ def test_refusals_are_explicit(guarded) -> None:
     assert {"/verify", "/check", "/sessions", "/sessions/{sid}/step", "/health"} <= set(schema["paths"])
 
     opened = httpx.post(guarded + "/sessions", json={"problem": {"formal_statement": P["two_two"].formal_statement}},
-                        headers=key).json()  # fmt: skip
+                        headers=key, timeout=60).json()  # fmt: skip
     service.config.session_ttl = 0.0  # as if idle for longer than the time to live
     assert service.expire_sessions() == 1
     assert httpx.get(guarded + f"/sessions/{opened['session']}", headers=key).status_code == 404
