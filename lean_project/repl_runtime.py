@@ -199,9 +199,9 @@ class Limits:
     startup_timeout: float = 600.0  # seconds to elaborate a header (`import Mathlib`: several)
     memory_mb: float | None = 8192  # a process is killed past this, mid-request
     recycle_mb: float | None = None  # ... and restarted past this, between requests (default `memory_mb`)
-    spares: bool | None = None  # keep the next process of each worker starting (None: the runtime's default)
-    max_requests: int = 1000  # ... and restarted after this many requests
+    max_requests: int = 1000  # ... or after this many requests
     retries: int = 1  # a source a process died on is tried again in a fresh one
+    spares: bool | None = None  # keep the next process of each worker starting (None: the runtime's default)
     machine_slots: bool = True  # hold a machine-wide Lean slot per running source
 
 
