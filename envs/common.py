@@ -1,4 +1,4 @@
-"""What both environments need: their problems, their shared verifier, observation limits."""
+"""What the environments share: their problems and their hold on the verifier (`EnvProblems`), observation limits."""
 
 from __future__ import annotations
 
@@ -56,16 +56,6 @@ def check_fits(problems: Sequence[Problem], space: spaces.Dict, fields: Sequence
                 raise ValueError(f"problem {p.name!r}: `{field}` has {size} characters (limit {limit})")
 
 
-def pick_problem(problems: Sequence[Problem], by_name: Mapping[str, Problem], name: Any, rng: Any) -> Problem:
-    """`options={"problem": name}` when given, else one drawn with the env's seeded generator."""
-    if name is None:
-        return problems[int(rng.integers(len(problems)))]
-    if name not in by_name:
-        some = ", ".join(list(by_name)[:5])
-        raise KeyError(f"no problem named {name!r} in this set ({len(by_name)} problems: {some}, …)")
-    return by_name[name]
-
-
 def check_render_mode(render_mode: str | None) -> str | None:
     """The render mode, refused at construction when it is not one the env has."""
     if render_mode is not None and render_mode not in RENDER_MODES:
@@ -73,20 +63,39 @@ def check_render_mode(render_mode: str | None) -> str | None:
     return render_mode
 
 
-def hold_problems(
-    problems: ProblemsArg,
-    runtime: LeanRuntime | str,
-    policy: Policy | Mapping[str, Any] | None,
-    verifier: Verifier | None,
-    observation_space: spaces.Dict,
-    fields: Sequence[str],
-) -> tuple[VerifierHold, list[Problem]]:
-    """The env's hold on its verifier and its problems, checked to fit the observations (no hold left on failure)."""
-    hold = VerifierHold(runtime, policy, verifier)
-    try:
-        loaded = load_problems(problems, runtime=hold.verifier.runtime)
-        check_fits(loaded, observation_space, fields)
-    except Exception:
-        hold.release()
-        raise
-    return hold, loaded
+class EnvProblems:
+    """An env's problem set and its hold on the verifier that checks it (`VerifierHold`): loaded and
+    checked to fit the observations at construction (no hold left on failure), one problem per
+    episode (`pick`), the hold given back by `release`. All three environments keep one."""
+
+    def __init__(
+        self,
+        problems: ProblemsArg,
+        runtime: LeanRuntime | str,
+        policy: Policy | Mapping[str, Any] | None,
+        verifier: Verifier | None,
+        observation_space: spaces.Dict,
+        fields: Sequence[str],
+    ):
+        self._hold = VerifierHold(runtime, policy, verifier)
+        try:
+            self.problems = load_problems(problems, runtime=self._hold.verifier.runtime)
+            check_fits(self.problems, observation_space, fields)
+        except Exception:
+            self._hold.release()
+            raise
+        self.verifier = self._hold.verifier
+        self._by_name = {p.name: p for p in self.problems}
+
+    def pick(self, name: Any, rng: Any) -> Problem:
+        """`options={"problem": name}` when given, else one drawn with the env's seeded generator."""
+        if name is None:
+            return self.problems[int(rng.integers(len(self.problems)))]
+        if name not in self._by_name:
+            some = ", ".join(list(self._by_name)[:5])
+            raise KeyError(f"no problem named {name!r} in this set ({len(self._by_name)} problems: {some}, …)")
+        return self._by_name[name]
+
+    def release(self) -> None:
+        """Let go of the verifier (idempotent): the last hold on the shared runtime ends its Lean processes."""
+        self._hold.release()

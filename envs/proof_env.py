@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
+from leangym.envs.common import RENDER_MODES, EnvProblems, ProblemsArg, check_render_mode
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
@@ -93,17 +93,14 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
     ):
         self.render_mode = check_render_mode(render_mode)
         self.observation_space, self.action_space = single_spaces()
-        self._hold, self.problems = hold_problems(
-            problems, runtime, policy, verifier, self.observation_space, list(OBSERVATION_LIMITS)
-        )
-        self.verifier = self._hold.verifier
-        self._by_name = {p.name: p for p in self.problems}
+        self._set = EnvProblems(problems, runtime, policy, verifier, self.observation_space, list(OBSERVATION_LIMITS))
+        self.problems, self.verifier = self._set.problems, self._set.verifier
         self.problem: Problem | None = None
         self.verdict: Verdict | None = None  # the last step's
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
-        self.problem = pick_problem(self.problems, self._by_name, (options or {}).get("problem"), self.np_random)
+        self.problem = self._set.pick((options or {}).get("problem"), self.np_random)
         self.verdict = None
         return observation(self.problem), {"problem": self.problem.name}
 
@@ -121,7 +118,7 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
 
     def close(self) -> None:
         """Let go of the shared verifier's runtime: its Lean processes end with its last holder."""
-        self._hold.release()
+        self._set.release()
 
 
 # -- what LeanProofEnv and LeanProofVectorEnv share ----------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import networkx as nx
 
-from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
+from leangym.envs.common import RENDER_MODES, EnvProblems, ProblemsArg, check_render_mode
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.tactics import (
@@ -140,11 +140,9 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         self.terminate_on_error = terminate_on_error
         self.observation_space = text_dict(**OBSERVATION_LIMITS)
         self.action_space = LeanText(MAX_TACTIC_CHARS, min_length=1)
-        self._hold, self.problems = hold_problems(
-            problems, runtime, policy, verifier, self.observation_space, ("header", "formal_statement")
-        )
-        self.verifier = self._hold.verifier
-        self._by_name = {p.name: p for p in self.problems}
+        fields = ("header", "formal_statement")
+        self._set = EnvProblems(problems, runtime, policy, verifier, self.observation_space, fields)
+        self.problems, self.verifier = self._set.problems, self._set.verifier
         self.backend = backend if backend is not None else default_backend(self.verifier)
         self.problem: Problem | None = None
         self.state: TacticState | None = None  # the current state
@@ -158,7 +156,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
-        self.problem = pick_problem(self.problems, self._by_name, (options or {}).get("problem"), self.np_random)
+        self.problem = self._set.pick((options or {}).get("problem"), self.np_random)
         start = self.backend.start(proof_statement(self.problem), self.problem.header)
         if start.state is None:
             kind = "Lean could not start the proof" if start.infra else "the statement does not elaborate"
@@ -204,7 +202,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
 
     def close(self) -> None:
         """Let go of the shared verifier (and so of the runtime the default backend uses)."""
-        self._hold.release()
+        self._set.release()
 
     # -- search: states, backtracking, expansion, the graph --------------------------------
 

@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from leangym.envs.common import RENDER_MODES, ProblemsArg, check_render_mode, hold_problems, pick_problem
+from leangym.envs.common import RENDER_MODES, EnvProblems, ProblemsArg, check_render_mode
 from leangym.envs.proof_env import (
     OBSERVATION_LIMITS,
     check_action,
@@ -79,11 +79,9 @@ class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
         self.single_observation_space, self.single_action_space = single_spaces()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._hold, self.problems = hold_problems(
-            problems, runtime, policy, verifier, self.single_observation_space, list(OBSERVATION_LIMITS)
-        )
-        self.verifier = self._hold.verifier
-        self._by_name = {p.name: p for p in self.problems}
+        space, fields = self.single_observation_space, list(OBSERVATION_LIMITS)
+        self._set = EnvProblems(problems, runtime, policy, verifier, space, fields)
+        self.problems, self.verifier = self._set.problems, self._set.verifier
         self.episodes: list[Problem | None] = [None] * num_envs  # each env's problem
         self.verdicts: list[Verdict | None] = [None] * num_envs  # each env's last verdict
         self.done = np.zeros(num_envs, dtype=np.bool_)  # the episode is over: reset next
@@ -141,10 +139,10 @@ class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
 
     def close_extras(self, **kwargs: Any) -> None:
         """Let go of the shared verifier's runtime: its Lean processes end with its last holder."""
-        self._hold.release()
+        self._set.release()
 
     def _reset_one(self, i: int, name: str | None) -> dict[str, Any]:
-        problem = pick_problem(self.problems, self._by_name, name, self.np_random)
+        problem = self._set.pick(name, self.np_random)
         self.episodes[i], self.verdicts[i], self.done[i] = problem, None, False
         return {"problem": problem.name}
 
