@@ -20,33 +20,6 @@ ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 RENDER_MODES = ["ansi"]  # both envs render their state as text
 
 
-class VerifierHold:
-    """An env's hold on its verifier: the given one (the caller's to close), or the shared one.
-
-    The shared verifier comes from `rewards.get_verifier`, one per (runtime, policy) in the
-    process, on the runtime name's one shared runtime: that is what lets the N episodes of a
-    vector env go to Lean in one batch, on warm Lean processes. The env holds that runtime
-    (`lean_project/shared.py`) until `release`; the last hold released ends its Lean processes,
-    unless the trainer or another long-lived user pinned it.
-    """
-
-    def __init__(self, runtime: LeanRuntime | str, policy: Policy | Mapping[str, Any] | None, verifier: Any):
-        self.held = verifier is None
-        if verifier is None:
-            from leangym.rewards import Policy, get_verifier
-
-            if isinstance(policy, Mapping):
-                policy = Policy(**policy)
-            verifier = get_verifier(runtime=runtime, policy=policy, hold=True)
-        self.verifier = verifier
-
-    def release(self) -> None:
-        """Let go (idempotent)."""
-        if self.held:
-            self.held = False
-            self.verifier.release()
-
-
 def check_fits(problems: Sequence[Problem], space: spaces.Dict, fields: Sequence[str]) -> None:
     """Refuse problems whose text is longer than the observation space allows (a clear error, not a cut)."""
     for p in problems:
@@ -64,9 +37,16 @@ def check_render_mode(render_mode: str | None) -> str | None:
 
 
 class EnvProblems:
-    """An env's problem set and its hold on the verifier that checks it (`VerifierHold`): loaded and
-    checked to fit the observations at construction (no hold left on failure), one problem per
-    episode (`pick`), the hold given back by `release`. All three environments keep one."""
+    """An env's problem set and its verifier: loaded and checked to fit the observations at
+    construction, one problem per episode (`pick`). All three environments keep one.
+
+    The verifier is the given one (the caller's to close), or the shared one from
+    `rewards.get_verifier`, one per (runtime, policy) in the process, on the runtime name's one
+    shared runtime: that is what lets the N episodes of a vector env go to Lean in one batch, on
+    warm Lean processes. The env holds that runtime (`lean_project/shared.py`) until `release`
+    (and gives it back at once if the problems cannot be loaded); the last hold released ends its
+    Lean processes, unless the trainer or another long-lived user pinned it.
+    """
 
     def __init__(
         self,
@@ -77,14 +57,20 @@ class EnvProblems:
         observation_space: spaces.Dict,
         fields: Sequence[str],
     ):
-        self._hold = VerifierHold(runtime, policy, verifier)
+        self.held = verifier is None  # the shared verifier's runtime, held until `release`
+        if verifier is None:
+            from leangym.rewards import Policy, get_verifier
+
+            if isinstance(policy, Mapping):
+                policy = Policy(**policy)
+            verifier = get_verifier(runtime=runtime, policy=policy, hold=True)
+        self.verifier = verifier
         try:
-            self.problems = load_problems(problems, runtime=self._hold.verifier.runtime)
+            self.problems = load_problems(problems, runtime=verifier.runtime)
             check_fits(self.problems, observation_space, fields)
         except Exception:
-            self._hold.release()
+            self.release()
             raise
-        self.verifier = self._hold.verifier
         self._by_name = {p.name: p for p in self.problems}
 
     def pick(self, name: Any, rng: Any) -> Problem:
@@ -97,5 +83,7 @@ class EnvProblems:
         return self._by_name[name]
 
     def release(self) -> None:
-        """Let go of the verifier (idempotent): the last hold on the shared runtime ends its Lean processes."""
-        self._hold.release()
+        """Let go of the shared verifier (idempotent): the last hold on its runtime ends its Lean processes."""
+        if self.held:
+            self.held = False
+            self.verifier.release()
