@@ -19,14 +19,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from leangym.agents.lockstep import LockstepRuntime
 from leangym.agents.prover import Attempt
 from leangym.envs.problems import PORTFOLIO_TACTICS
 from leangym.envs.tactic_env import LeanTacticEnv, proof_body
 from leangym.lean_project.tactics import ElaborationTactics
-from leangym.rewards import Problem, Verdict, Verifier
+from leangym.rewards import BaseVerifier, Problem, Verdict, Verifier
 
 
 class PortfolioAgent:
@@ -40,7 +39,7 @@ class PortfolioAgent:
         self.tactics = list(tactics)
         self.name = name
 
-    def attempt(self, problems: Sequence[Problem], n: int, verifier: Any) -> list[list[Attempt]]:
+    def attempt(self, problems: Sequence[Problem], n: int, verifier: BaseVerifier) -> list[list[Attempt]]:
         t = len(self.tactics)
         verdicts = verifier.verify_batch([(p, proof_body(p, [tac])) for p in problems for tac in self.tactics])
         out = []
@@ -99,7 +98,7 @@ class SearchAgent:
         self.patience = patience
         self.name = name
 
-    def attempt(self, problems: Sequence[Problem], n: int, verifier: Any) -> list[list[Attempt]]:
+    def attempt(self, problems: Sequence[Problem], n: int, verifier: BaseVerifier) -> list[list[Attempt]]:
         lockstep = LockstepRuntime(verifier.runtime, parties=len(problems), patience=self.patience)
         stepper = Verifier(lockstep, verifier.policy)  # verifies closed proofs in the same lockstep batches
         timeout = verifier.policy.timeout  # the verifier's, so that a lockstep batch is one `check`

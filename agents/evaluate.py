@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leangym.agents.passk import ks_up_to, pass_at_k_table
+from leangym.cli import CommandError
 
 if TYPE_CHECKING:
     from leangym.agents.prover import Attempt, Prover
     from leangym.rewards.problem import Problem
+    from leangym.rewards.verifier import BaseVerifier
 
 BUILTIN_AGENTS = ("portfolio", "search", "hf:PATH_OR_NAME", "MODULE:FACTORY")
 
@@ -84,20 +86,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from leangym.envs.problems import ProblemSetError
-    from leangym.lean_project import LeanRuntimeError
-    from leangym.rewards import VerifierUnavailable
 
     if args.k < 1 or args.batch < 1:
-        print("error: -k and --batch must be at least 1", file=sys.stderr)
-        return 2
+        raise CommandError("-k and --batch must be at least 1")
     out = args.out or Path("runs/eval") / f"{_slug(args.problems)}-{_slug(args.agent)}"
     try:
         verifier = _verifier(args.runtime, args.timeout, args.ray, args.server)
         summary = run_eval(args.problems, args.agent, k=args.k, out=out, verifier=verifier, batch=args.batch,
                            limit=args.limit, agent_options=_agent_options(args))  # fmt: skip
-    except (EvalError, ProblemSetError, LeanRuntimeError, VerifierUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (EvalError, ProblemSetError, ValueError) as e:
+        raise CommandError(str(e)) from e
     print(format_table(summary))
     print(f"verified by {verifier.describe()}")
     print(f"\nresults: {out}/results.jsonl  summary: {out}/summary.json  plot: {out}/pass_at_k.png")
@@ -205,7 +203,7 @@ def run_eval(
     out: str | Path,
     runtime: str = "embedded",
     timeout: float = 60.0,
-    verifier: Any = None,
+    verifier: BaseVerifier | None = None,
     batch: int = 32,
     limit: int | None = None,
     agent_options: dict[str, Any] | None = None,
@@ -257,7 +255,7 @@ def run_eval(
     return summary
 
 
-def _verifier(runtime: str, timeout: float, ray: str | None = None, server: str | None = None) -> Any:
+def _verifier(runtime: str, timeout: float, ray: str | None = None, server: str | None = None) -> BaseVerifier:
     from leangym.rewards import Policy
     from leangym.rewards.distributed import make_verifier
 
@@ -283,7 +281,7 @@ def _save_config(run: RunDir, config: dict[str, Any], wall: float) -> None:
 
 
 def _attempt_all(
-    prover: Prover, todo: list[Problem], n: int, verifier: Any, run: RunDir, batch: int, bar: bool
+    prover: Prover, todo: list[Problem], n: int, verifier: BaseVerifier, run: RunDir, batch: int, bar: bool
 ) -> None:
     from tqdm import tqdm
 

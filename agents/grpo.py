@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
     from leangym.rewards.problem import Problem
     from leangym.rewards.verdict import Verdict
-    from leangym.rewards.verifier import Verifier
+    from leangym.rewards.verifier import BaseVerifier
 
 LossNorm = Literal["token", "sequence", "constant"]
 
@@ -355,7 +355,7 @@ class GRPOTrainer:
         policy: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         generator: Generator,
-        verifier: Verifier,
+        verifier: BaseVerifier,
         cfg: GRPOConfig,
         sampling: SamplingConfig,
         *,

@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
+from leangym.rewards.verifier import BaseVerifier
 
 _DETAIL_CHARS = 1000  # a results row keeps this much of a verdict's detail (grind's reports run long)
 
@@ -60,7 +61,7 @@ class Prover(Protocol):
     name: str
     deterministic: bool
 
-    def attempt(self, problems: Sequence[Problem], n: int, verifier: Any) -> list[list[Attempt]]:
+    def attempt(self, problems: Sequence[Problem], n: int, verifier: BaseVerifier) -> list[list[Attempt]]:
         """`n` attempts for each problem (one when `deterministic`), in the order of `problems`."""
         ...
 
@@ -75,7 +76,7 @@ class ProofSampler(ABC):
     def sample(self, problems: Sequence[Problem], n: int) -> list[list[str]]:
         """`n` proof bodies (the text after `formal_statement`) per problem."""
 
-    def attempt(self, problems: Sequence[Problem], n: int, verifier: Any) -> list[list[Attempt]]:
+    def attempt(self, problems: Sequence[Problem], n: int, verifier: BaseVerifier) -> list[list[Attempt]]:
         start = time.monotonic()
         proofs = self.sample(problems, n)
         if len(proofs) != len(problems):

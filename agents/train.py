@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from leangym.agents.config import ConfigError, TrainConfig, load_config
 from leangym.agents.models import initial_model_path, load_models
 from leangym.agents.runlog import RunLog, plot_rewards, prepare_output, restore_checkpoint, rounded, save_checkpoint
+from leangym.cli import CommandError
 from leangym.envs.problems import ProblemSetError, load_problems
 
 if TYPE_CHECKING:
@@ -190,8 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         train(cfg, resume=args.resume)
     except ConfigError as e:
-        print(f"leangym train: {e}", file=sys.stderr)
-        return 2
+        raise CommandError(str(e)) from e
     except KeyboardInterrupt:
         return 130
     return 0

@@ -14,7 +14,7 @@ from leangym.rewards.problem import Problem
 
 if TYPE_CHECKING:
     from leangym.rewards.policy import Policy
-    from leangym.rewards.verifier import Verifier
+    from leangym.rewards.verifier import BaseVerifier
 
 ProblemsArg = str | os.PathLike[str] | Sequence[Problem]
 RENDER_MODES = ["ansi"]  # both envs render their state as text
@@ -53,7 +53,7 @@ class EnvProblems:
         problems: ProblemsArg,
         runtime: LeanRuntime | str,
         policy: Policy | Mapping[str, Any] | None,
-        verifier: Verifier | None,
+        verifier: BaseVerifier | None,
         observation_space: spaces.Dict,
         fields: Sequence[str],
     ):

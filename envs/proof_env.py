@@ -24,7 +24,7 @@ from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier
+from leangym.rewards.verifier import BaseVerifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "informal_statement": 8192}
 MAX_PROOF_CHARS = 65536
@@ -74,8 +74,8 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
     * `runtime`: `"embedded"` (Lean in WebAssembly) or `"native"` (Mathlib possible), or a
       `LeanRuntime` (see docs/envs.md, "Lean processes").
     * `policy`: the verifier's `Policy` (or its fields as a dict); the default is strict.
-    * `verifier`: a verifier of your own (a `Verifier`, or one with its `verify`, `verify_batch`,
-      `runtime` and `policy`, such as `RayVerifier`), yours to close;
+    * `verifier`: a verifier of your own (any `BaseVerifier`: a `Verifier`, `RemoteVerifier`,
+      `RayVerifier`), yours to close;
       else the process's shared one for (runtime, policy).
     * `render_mode`: `None` or `"ansi"`.
     """
@@ -88,7 +88,7 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
         runtime: LeanRuntime | str = "embedded",
         policy: Policy | Mapping[str, Any] | None = None,
         *,
-        verifier: Verifier | None = None,
+        verifier: BaseVerifier | None = None,
         render_mode: str | None = None,
     ):
         self.render_mode = check_render_mode(render_mode)

@@ -42,7 +42,7 @@ from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.screen import describe, reasons_of, screen
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier
+from leangym.rewards.verifier import BaseVerifier
 
 OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "goals": 65536, "tactics": 65536}
 MAX_TACTIC_CHARS = 16384
@@ -115,7 +115,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     * `max_steps`: steps before truncation (default 64).
     * `terminate_on_error`: end the episode at the first failed tactic (refused by Lean or by the screen).
     * `backend`: a `TacticBackend` (default: `default_backend` for the verifier's runtime).
-    * `verifier`: a `Verifier` of your own (yours to close) instead of the shared one.
+    * `verifier`: a verifier of your own (any `BaseVerifier`; yours to close) instead of the shared one.
     * `render_mode`: None or `"ansi"` (`render()` returns the state as text).
     """
 
@@ -130,7 +130,7 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         max_steps: int = 64,
         terminate_on_error: bool = False,
         backend: TacticBackend | None = None,
-        verifier: Verifier | None = None,
+        verifier: BaseVerifier | None = None,
         render_mode: str | None = None,
     ) -> None:
         if max_steps < 1:
@@ -324,7 +324,7 @@ def proof_body(problem: Problem, tactics: Sequence[str]) -> str:
     return block if re.search(r"\bby$", problem.formal_statement.rstrip()) else " by" + block
 
 
-def screen_tactic(verifier: Verifier, tactic: str) -> str:
+def screen_tactic(verifier: BaseVerifier, tactic: str) -> str:
     """Why `tactic` may not run ("" when it may): the verifier's screen for proof bodies, on one tactic."""
     findings = screen(tactic, verifier.policy)
     return f"refused ({', '.join(reasons_of(findings))}): {describe(findings, tactic)}" if findings else ""
@@ -340,7 +340,7 @@ _backends: weakref.WeakKeyDictionary[LeanRuntime, dict[tuple[float, int], Elabor
 _backends_lock = threading.Lock()
 
 
-def default_backend(verifier: Verifier) -> TacticBackend:
+def default_backend(verifier: BaseVerifier) -> TacticBackend:
     """The REPL's proof states when the verifier's runtime keeps them (`LeanRuntime.proof_states`:
     a native REPL pool), else re-elaboration.
 

@@ -36,7 +36,7 @@ from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier
+from leangym.rewards.verifier import BaseVerifier
 
 Observations = dict[str, tuple[str, ...]]
 
@@ -66,7 +66,7 @@ class LeanProofVectorEnv(VectorEnv[Observations, Sequence[str], np.ndarray]):
         runtime: LeanRuntime | str = "embedded",
         policy: Policy | Mapping[str, Any] | None = None,
         *,
-        verifier: Verifier | None = None,
+        verifier: BaseVerifier | None = None,
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from leangym.lean_project.types import LeanRuntimeError
+from leangym.cli import CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +32,7 @@ def _setup(args: argparse.Namespace) -> int:
 
     print("Installing the embedded Lean runtime (Node 24 + Lean 4.28 wasm, pinned by package-lock.json;")
     print("the first time, its session program is compiled and self-tested: ~30 s)…")
-    try:
-        launcher = toolchain.install()
-    except LeanRuntimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    launcher = toolchain.install()  # a LeanRuntimeError is said by `leangym`, in one line
     print(f"ok: Lean {launcher.version} at {launcher.glue.parent}, library {launcher.library}")
     failed = toolchain.precompile_failure(launcher)
     if failed is not None:
@@ -55,18 +51,16 @@ def _doctor(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from leangym.client import RemoteRuntime, server_for
     from leangym.lean_project import get_runtime
-    from leangym.rewards import VerifierUnavailable
 
-    sources = [f.read_text(encoding="utf-8") for f in args.files]
-    url = server_for(args.runtime, args.server)
     try:
-        with RemoteRuntime.connect(url) if url else get_runtime(args.runtime, timeout=args.timeout) as lean:
-            results = lean.check(sources, timeout=args.timeout)
-            where = f"on the leangym server at {url}" if url else "in this process"
-            print(f"checked by Lean {lean.version} ({lean.name}) {where}", file=sys.stderr)
-    except (LeanRuntimeError, VerifierUnavailable) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        sources = [f.read_text(encoding="utf-8") for f in args.files]
+    except (OSError, UnicodeDecodeError) as e:
+        raise CommandError(f"cannot read a source: {e}") from e
+    url = server_for(args.runtime, args.server)
+    with RemoteRuntime.connect(url) if url else get_runtime(args.runtime, timeout=args.timeout) as lean:
+        results = lean.check(sources, timeout=args.timeout)
+        where = f"on the leangym server at {url}" if url else "in this process"
+        print(f"checked by Lean {lean.version} ({lean.name}) {where}", file=sys.stderr)
     worst = 0
     for path, res in zip(args.files, results, strict=True):
         if args.json:

@@ -38,10 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class CommandError(Exception):
+    """A command cannot go on, for a reason its user can act on (a file, a flag): said in one line."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; what keeps it from running (no Lean, no server, a bad file) is one line and exit 2."""
+    from leangym.lean_project.types import LeanRuntimeError
+    from leangym.rewards.adapters import VerifierUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except (CommandError, LeanRuntimeError, VerifierUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -37,6 +37,7 @@ from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.submission import Rejection, decode
 from leangym.rewards.verdict import Verdict
+from leangym.rewards.verifier import BaseVerifier
 
 RETRY_FOR = 60.0  # seconds a call keeps retrying an unreachable or busy server
 TIMEOUT = 900.0  # seconds one HTTP answer may take (a large batch on a cold Lean)
@@ -291,8 +292,8 @@ class RemoteRuntime(LeanRuntime):
         return RuntimeHealth(f"server:{h['mode']}", int(h["processes"]), int(h["restarts"]))
 
 
-class RemoteVerifier:
-    """`Verifier`'s interface (`verify`, `verify_batch`, `runtime`, `policy`, `describe`, …) over a server.
+class RemoteVerifier(BaseVerifier):
+    """A `BaseVerifier` over a server.
 
     The server owns the Lean processes: `release` and `close` end nothing there. An unreachable
     server gives `error` verdicts (reason `runtime_error:server_unavailable`), which trainers
@@ -313,16 +314,9 @@ class RemoteVerifier:
                 self._runtime = RemoteRuntime(self.client, self.client.health())  # shares the client
             return self._runtime
 
-    @property
-    def runtime_name(self) -> str:
-        return self.runtime.name
-
     def describe(self) -> str:
         """Which Lean answers: the server's, with its version and address."""
         return f"Lean {self.runtime.version} ({self.runtime.name}) on the leangym server at {self.client.url}"
-
-    def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
-        return self.verify_batch([(problem, submission)])[0]
 
     def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
         """One verdict per pair, in order, from one request. Bytes that are not UTF-8 are rejected here,
@@ -347,18 +341,6 @@ class RemoteVerifier:
     def prewarm(self) -> None:
         """The server is warm already: ask it once, so that a wrong address fails now."""
         _ = self.runtime
-
-    def release(self) -> None:
-        """Nothing to give back: the server's Lean is the server's."""
-
-    def close(self) -> None:
-        """Nothing to end: the server's Lean is the server's."""
-
-    def __enter__(self) -> RemoteVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- finding a server: an address, LEANGYM_SERVER, or the background server's record ----------------

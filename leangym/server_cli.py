@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leangym.cli import CommandError
+
 SERVE_HINT = "pip install 'lean-gym[serve]'"
 
 
@@ -75,27 +77,20 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from leangym.server import ServeConfig, serve
     except ImportError as e:
-        print(f"error: the server needs FastAPI, uvicorn and prometheus-client ({SERVE_HINT}): {e}", file=sys.stderr)
-        return 2
+        raise CommandError(f"the server needs FastAPI, uvicorn and prometheus-client ({SERVE_HINT}): {e}") from e
     if args.background:
         try:
             record = start_background(_argv(args))
         except RuntimeError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise CommandError(str(e)) from e
         state = "already running" if record.get("already") else "started"
         print(f"leangym server {state}: {record['url']} ({record['runtime']} Lean, pid {record['pid']})")
         return 0
-    try:
-        key = _api_key(args.api_key_file)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     config = ServeConfig(
         host=args.host,
         port=args.port,
         runtime=args.runtime,
-        api_key=key,
+        api_key=_api_key(args.api_key_file),
         api_key_file=str(args.api_key_file.resolve()) if args.api_key_file else None,
         max_queue=args.max_queue,
         max_body_mb=args.max_body_mb,
@@ -108,8 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve(config)
     except OSError as e:
-        print(f"error: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 2
+        raise CommandError(f"cannot serve on {args.host}:{args.port}: {e}") from e
     return 0
 
 
@@ -128,13 +122,13 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 
 def _api_key(path: Path | None) -> str | None:
-    """The API key in `path` (None without a file); a ValueError says what is wrong with the file."""
+    """The API key in `path` (None without a file); a `CommandError` says what is wrong with the file."""
     if path is None:
         return None
     try:
         key = path.read_text(encoding="utf-8").strip()
     except OSError as e:
-        raise ValueError(f"cannot read the API key: {e}") from e
+        raise CommandError(f"cannot read the API key: {e}") from e
     if not key:
-        raise ValueError(f"{path} is empty")
+        raise CommandError(f"{path} is empty")
     return key

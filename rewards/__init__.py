@@ -21,10 +21,11 @@ from leangym.rewards.adapters import (
 from leangym.rewards.policy import STANDARD_AXIOMS, Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier, get_verifier, verify, verify_with_retries
+from leangym.rewards.verifier import BaseVerifier, Verifier, get_verifier, verify, verify_with_retries
 
 __all__ = [
     "STANDARD_AXIOMS",
+    "BaseVerifier",
     "Policy",
     "Problem",
     "Verdict",

@@ -33,7 +33,7 @@ from typing import Any
 from leangym.lean_project import LeanRuntime
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
-from leangym.rewards.verifier import Verifier, get_verifier, verify_with_retries
+from leangym.rewards.verifier import BaseVerifier, get_verifier, verify_with_retries
 
 
 class VerifierUnavailable(RuntimeError):
@@ -68,7 +68,7 @@ def make_lean_reward(
     policy: Policy | None = None,
     *,
     retries: int = 1,
-    verifier: Verifier | None = None,
+    verifier: BaseVerifier | None = None,
 ) -> Callable[..., list[float | None]]:
     """A TRL reward function (see the module docstring); the verifier is made on its first call."""
 

@@ -20,7 +20,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from leangym.cli import CommandError
+
+if TYPE_CHECKING:
+    from leangym.rewards.verifier import BaseVerifier
 
 _KNOWN = ("name", "formal_statement", "header", "proof", "code")
 _OUTPUT_KEYS = ("name", "verdict", "reward", "reasons", "messages", "seconds", "detail")
@@ -58,15 +63,10 @@ def add_server_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from leangym.lean_project import LeanRuntimeError
-    from leangym.rewards import Policy, VerifierUnavailable
+    from leangym.rewards import Policy
     from leangym.rewards.distributed import make_verifier
 
-    try:
-        rows = _read_rows(args.input)
-    except OSError as e:
-        print(f"error: cannot read {args.input}: {e}", file=sys.stderr)
-        return 2
+    rows = _read_rows(args.input)
     policy = Policy(
         max_heartbeats=args.heartbeats,
         timeout=args.timeout,
@@ -74,11 +74,7 @@ def _verify(args: argparse.Namespace) -> int:
         audit=not args.no_audit,
     )
     verifier = make_verifier(args.ray, args.runtime, policy, server=args.server, progress=True)
-    try:
-        answered_by = verifier.describe()  # fails now, with the install hint, rather than on every line
-    except (LeanRuntimeError, VerifierUnavailable) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    answered_by = verifier.describe()  # fails now (no Lean, no server: said by `leangym`), not on every line
     started = time.monotonic()
     counts: Counter[str] = Counter()
     try:
@@ -88,15 +84,14 @@ def _verify(args: argparse.Namespace) -> int:
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
                 out.flush()
     except OSError as e:
-        print(f"error: cannot write {args.out}: {e}", file=sys.stderr)
-        return 2
+        raise CommandError(f"cannot write {args.out}: {e}") from e
     summary = ", ".join(f"{counts[k]} {k}" for k in ("proved", "rejected", "error"))
     elapsed = time.monotonic() - started
     print(f"{len(rows)} submissions: {summary} ({elapsed:.1f} s; {answered_by})", file=sys.stderr)
     return 0
 
 
-def verify_rows(rows: list[Any], verifier: Any, *, chunk: int = 256) -> Iterator[dict[str, Any]]:
+def verify_rows(rows: list[Any], verifier: BaseVerifier, *, chunk: int = 256) -> Iterator[dict[str, Any]]:
     """Output lines for input rows (parsed JSON, or the error that kept a line from parsing), in order."""
     from tqdm import tqdm
 
@@ -143,7 +138,10 @@ def _output(row: Any, line: dict[str, Any]) -> dict[str, Any]:
 
 def _read_rows(path: Path) -> list[Any]:
     """Each line parsed as JSON; a line that does not parse is kept as its exception (reported per line)."""
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8", errors="surrogateescape")
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        raise CommandError(f"cannot read {path}: {e}") from e
     rows: list[Any] = []
     for line in text.splitlines():
         if not line.strip():

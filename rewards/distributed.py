@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from leangym.lean_project.kernel import KernelCheck, KernelVerdict
 from leangym.lean_project.runtime import LeanRuntime
@@ -41,10 +41,7 @@ from leangym.lean_project.types import InfraError, SourceResult
 from leangym.rewards.policy import Policy
 from leangym.rewards.problem import Problem
 from leangym.rewards.verdict import Verdict
-from leangym.rewards.verifier import Verifier, get_verifier
-
-if TYPE_CHECKING:
-    from leangym.client import RemoteVerifier
+from leangym.rewards.verifier import BaseVerifier, Verifier, get_verifier
 
 RAY_HINT = "pip install 'lean-gym[ray]'"
 R = TypeVar("R")
@@ -287,8 +284,8 @@ class RayRuntime(LeanRuntime):
         self.actor_pool.close()
 
 
-class RayVerifier:
-    """`Verifier`'s interface (`verify`, `verify_batch`, `runtime`, `prewarm`, `close`) over Ray actors."""
+class RayVerifier(BaseVerifier):
+    """A `BaseVerifier` over Ray actors (see the module docstring)."""
 
     def __init__(
         self,
@@ -320,15 +317,14 @@ class RayVerifier:
             retries=retries,
             progress=progress,
         )
-        self.runtime = RayRuntime(self.actor_pool, runtime)
-        self.runtime_name = runtime
+        self._runtime = RayRuntime(self.actor_pool, runtime)
+
+    @property
+    def runtime(self) -> RayRuntime:
+        return self._runtime
 
     def describe(self) -> str:
-        """Which Lean answers (printed by the commands that verify)."""
         return f"Lean {self.runtime.version} ({self.runtime_name}) on {self.actor_pool.size} Ray actors"
-
-    def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
-        return self.verify_batch([(problem, submission)])[0]
 
     def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
         """One verdict per pair, in order; shards on every actor at once (see the module docstring)."""
@@ -340,17 +336,8 @@ class RayVerifier:
             lambda why: Verdict("error", ("runtime_error:lost",), detail=why),
         )
 
-    def prewarm(self) -> None:
-        self.runtime.prewarm()
-
     def close(self) -> None:
         self.actor_pool.close()
-
-    def __enter__(self) -> RayVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -366,7 +353,7 @@ def make_verifier(
     *,
     server: str | None = None,
     **options: Any,
-) -> Verifier | RayVerifier | RemoteVerifier:
+) -> BaseVerifier:
     """A `RayVerifier` when `ray_address` is given and Ray is installed, else the shared verifier
     (`get_verifier`: a server's when `server` or `LEANGYM_SERVER` names one, else this process's).
 

@@ -35,10 +35,11 @@ import hashlib
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from leangym.lean_project import LeanRuntime, LeanRuntimeError
 from leangym.lean_project.kernel import UNSOUND_AXIOMS, Judged, KernelVerdict, Reference
@@ -67,7 +68,51 @@ class _Job:
     name: str | None  # the theorem's name, from the trusted statement
 
 
-class Verifier:
+class BaseVerifier(ABC):
+    """What every verifier offers, wherever its Lean runs: this process (`Verifier`), a leangym
+    server (`client.RemoteVerifier`) or Ray actors (`distributed.RayVerifier`). Environments,
+    trainers and commands take any of them."""
+
+    policy: Policy
+
+    @property
+    @abstractmethod
+    def runtime(self) -> LeanRuntime:
+        """The runtime that answers: its name, version and loadable imports."""
+
+    @property
+    def runtime_name(self) -> str:
+        return self.runtime.name
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Which Lean answers, and where (printed by the commands that verify)."""
+
+    @abstractmethod
+    def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
+        """One verdict per (problem, submission), in order."""
+
+    def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
+        return self.verify_batch([(problem, submission)])[0]
+
+    def prewarm(self) -> None:
+        """Start Lean now, so that the first batch does not wait for its start-up."""
+        self.runtime.prewarm()
+
+    def release(self) -> None:  # noqa: B027 - only a shared verifier's holder has something to give back
+        """Give back the hold on the runtime that `get_verifier(..., hold=True)` took."""
+
+    def close(self) -> None:  # noqa: B027 - only a verifier that owns Lean processes ends them
+        """End the Lean processes this verifier owns."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Verifier(BaseVerifier):
     """Kernel-checked, hack-resistant verification of proofs (see the module docstring).
 
     `runtime` is a runtime name (the verifier makes it on first use and owns it) or a
@@ -101,11 +146,7 @@ class Verifier:
         return self._slot.name
 
     def describe(self) -> str:
-        """Which Lean answers (printed by the commands that verify)."""
         return f"Lean {self.runtime.version} ({self.runtime_name}) in this process"
-
-    def verify(self, problem: Problem, submission: str | bytes) -> Verdict:
-        return self.verify_batch([(problem, submission)])[0]
 
     def verify_batch(self, pairs: Sequence[tuple[Problem, str | bytes]]) -> list[Verdict]:
         """One verdict per (problem, submission), in order; one Lean run for the lot where possible."""
@@ -140,12 +181,7 @@ class Verifier:
             verdicts[i] = replace(first, cached=True) if first.outcome != "error" else first
         return [v for v in verdicts if v is not None]
 
-    def prewarm(self) -> None:
-        """Start Lean now, so that the first batch does not wait for its start-up."""
-        self.runtime.prewarm()
-
     def release(self) -> None:
-        """Give back the hold on the runtime that `get_verifier(..., hold=True)` took."""
         self._slot.release()
 
     def close(self) -> None:
@@ -154,12 +190,6 @@ class Verifier:
         On a shared verifier this ends them for every user of the runtime.
         """
         self._slot.close()
-
-    def __enter__(self) -> Verifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the steps --------------------------------------------------------------------
 

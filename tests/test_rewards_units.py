@@ -14,7 +14,7 @@ import pytest
 from leangym.lean_project import InfraError, LeanRuntimeError, Message, Position, SourceResult
 from leangym.lean_project.kernel import dependency_order, reference_source
 from leangym.lean_project.source import Token
-from leangym.rewards import Policy, Problem, Verifier, get_verifier
+from leangym.rewards import BaseVerifier, Policy, Problem, Verifier, get_verifier
 from leangym.rewards.assembly import assemble, judge
 from leangym.rewards.audit import NativeAudit, judge_audit, parse_axioms
 from leangym.rewards.screen import reasons_of, screen
@@ -287,6 +287,21 @@ def test_policy_defaults_and_key() -> None:
         policy.timeout = 1  # type: ignore[misc]
 
 
+# --- the verifier interface ---
+
+
+def test_every_verifier_is_a_base_verifier_and_refuses_unreadable_bytes_itself() -> None:
+    """Environments, trainers and commands take a `BaseVerifier`: the three verifiers are one each,
+    and a server's verifier refuses bytes that are not UTF-8 before it asks the server (none runs here)."""
+    from leangym.client import RemoteVerifier
+    from leangym.rewards.distributed import RayVerifier
+
+    assert all(issubclass(kind, BaseVerifier) for kind in (Verifier, RemoteVerifier, RayVerifier))
+    with RemoteVerifier("http://127.0.0.1:9") as remote:  # port 9 (discard): nothing answers there
+        verdict = remote.verify(Problem("t", "theorem t : True := by"), b"  trivial \xff")
+    assert (verdict.outcome, verdict.reasons) == ("rejected", ("bad_encoding",))
+
+
 # --- the native audit's text handling ---
 
 
@@ -368,13 +383,22 @@ def test_missing_runtime_is_an_error_not_a_rejection() -> None:
 
 
 @pytest.mark.skipif(not _native_missing(), reason="a native Lean is installed here")
-def test_cli_exits_2_when_it_cannot_run(tmp_path: Path) -> None:
+def test_cli_exits_2_when_it_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No Lean for the runtime asked, a file that cannot be read: one `error:` line and exit 2, no traceback."""
     from leangym.cli import main
 
     src = tmp_path / "in.jsonl"
     src.write_text('{"name": "t", "formal_statement": "theorem t : True := by", "proof": "trivial"}\n')
-    assert main(["verify", str(src), "--out", str(tmp_path / "out.jsonl"), "--runtime", "native"]) == 2
-    assert main(["verify", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 2
+    missing = str(tmp_path / "missing.lean")
+    for argv in (
+        ["verify", str(src), "--out", str(tmp_path / "out.jsonl"), "--runtime", "native"],
+        ["verify", missing, "--out", str(tmp_path / "o.jsonl")],
+        ["check", missing],
+        ["check", str(src), "--runtime", "native"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, (argv, err)
 
 
 def test_bad_problem_is_an_error() -> None:
