@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,22 +154,14 @@ class RunDir:
     """The files of a run directory (see the module docstring)."""
 
     path: Path
+    results: Path = field(init=False)  # results.jsonl: a row per problem, appended as each is decided
+    config: Path = field(init=False)  # run.json: what ran (a resumed run must match it)
+    summary: Path = field(init=False)  # summary.json: pass@k and the reasons
+    plot: Path = field(init=False)  # pass_at_k.png
 
-    @property
-    def results(self) -> Path:
-        return self.path / "results.jsonl"
-
-    @property
-    def config(self) -> Path:
-        return self.path / "run.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def plot(self) -> Path:
-        return self.path / "pass_at_k.png"
+    def __post_init__(self) -> None:
+        self.results, self.config = self.path / "results.jsonl", self.path / "run.json"
+        self.summary, self.plot = self.path / "summary.json", self.path / "pass_at_k.png"
 
     def rows(self) -> list[dict[str, Any]]:
         """Every complete row (a line torn by a stopped run is left out)."""

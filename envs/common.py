@@ -1,4 +1,5 @@
-"""What the environments share: their problems and their hold on the verifier (`EnvProblems`), observation limits."""
+"""What the environments share: their problems and their hold on the verifier (`EnvProblems`), the
+base of the two single environments (`LeanEnv`), observation limits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 from gymnasium import spaces
 
 from leangym.envs.problems import load_problems
@@ -87,3 +89,36 @@ class EnvProblems:
         if self.held:
             self.held = False
             self.verifier.release()
+
+
+class LeanEnv(gym.Env[dict[str, str], str]):
+    """What `LeanProof-v0` and `LeanTactic-v0` are both made of: a problem set and a verifier
+    (`EnvProblems`), text observations, `ansi` rendering, and a `close` that lets go of the
+    shared verifier (and so of the runtime a default tactic backend uses)."""
+
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        fields: Sequence[str],  # the problem's fields it shows (each must fit its space)
+        problems: ProblemsArg,
+        runtime: LeanRuntime | str,
+        policy: Policy | Mapping[str, Any] | None,
+        verifier: BaseVerifier | None,
+        render_mode: str | None,
+    ) -> None:
+        self.render_mode = check_render_mode(render_mode)
+        self.observation_space = observation_space
+        self._set = EnvProblems(problems, runtime, policy, verifier, observation_space, fields)
+        self.problems, self.verifier = self._set.problems, self._set.verifier
+        self.problem: Problem | None = None
+
+    def _next_problem(self, options: dict[str, Any] | None) -> Problem:
+        """The episode's problem: `options={"problem": name}` when given, else one drawn with the seeded generator."""
+        self.problem = self._set.pick((options or {}).get("problem"), self.np_random)
+        return self.problem
+
+    def close(self) -> None:
+        """Let go of the shared verifier: the last hold on its runtime ends its Lean processes."""
+        self._set.release()

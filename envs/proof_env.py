@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from leangym.envs.common import RENDER_MODES, EnvProblems, ProblemsArg, check_render_mode
+from leangym.envs.common import LeanEnv, ProblemsArg
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.rewards.policy import Policy
@@ -30,7 +30,7 @@ OBSERVATION_LIMITS = {"header": 4096, "formal_statement": 8192, "informal_statem
 MAX_PROOF_CHARS = 65536
 
 
-class LeanProofEnv(gym.Env[dict[str, str], str]):
+class LeanProofEnv(LeanEnv):
     """Whole-proof episodes: observe a problem, submit a proof, get the Lean kernel's verdict as the reward.
 
     ## Description
@@ -80,8 +80,6 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
     * `render_mode`: `None` or `"ansi"`.
     """
 
-    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
-
     def __init__(
         self,
         problems: ProblemsArg = "core:test",
@@ -91,18 +89,15 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
         verifier: BaseVerifier | None = None,
         render_mode: str | None = None,
     ):
-        self.render_mode = check_render_mode(render_mode)
-        self.observation_space, self.action_space = single_spaces()
-        self._set = EnvProblems(problems, runtime, policy, verifier, self.observation_space, list(OBSERVATION_LIMITS))
-        self.problems, self.verifier = self._set.problems, self._set.verifier
-        self.problem: Problem | None = None
+        observation_space, self.action_space = single_spaces()
+        super().__init__(observation_space, list(OBSERVATION_LIMITS), problems, runtime, policy, verifier, render_mode)
         self.verdict: Verdict | None = None  # the last step's
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
-        self.problem = self._set.pick((options or {}).get("problem"), self.np_random)
+        problem = self._next_problem(options)
         self.verdict = None
-        return observation(self.problem), {"problem": self.problem.name}
+        return observation(problem), {"problem": problem.name}
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self.problem is None:
@@ -115,10 +110,6 @@ class LeanProofEnv(gym.Env[dict[str, str], str]):
 
     def render(self) -> str | None:
         return render_text(self.problem, self.verdict) if self.render_mode == "ansi" else None
-
-    def close(self) -> None:
-        """Let go of the shared verifier's runtime: its Lean processes end with its last holder."""
-        self._set.release()
 
 
 # -- what LeanProofEnv and LeanProofVectorEnv share ----------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import networkx as nx
 
-from leangym.envs.common import RENDER_MODES, EnvProblems, ProblemsArg, check_render_mode
+from leangym.envs.common import LeanEnv, ProblemsArg
 from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.tactics import (
@@ -66,7 +66,7 @@ class TacticStep(TacticResult):
         return self.verdict is not None and self.verdict.proved
 
 
-class LeanTacticEnv(gym.Env[dict[str, str], str]):
+class LeanTacticEnv(LeanEnv):
     """`leangym/LeanTactic-v0`: prove a theorem one tactic at a time.
 
     ## Description
@@ -119,8 +119,6 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     * `render_mode`: None or `"ansi"` (`render()` returns the state as text).
     """
 
-    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}  # noqa: RUF012 - Gymnasium's convention (fps: for check_env)
-
     def __init__(
         self,
         problems: ProblemsArg = "core:test",
@@ -135,16 +133,12 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
-        self.render_mode = check_render_mode(render_mode)
         self.max_steps = max_steps
         self.terminate_on_error = terminate_on_error
-        self.observation_space = text_dict(**OBSERVATION_LIMITS)
         self.action_space = LeanText(MAX_TACTIC_CHARS, min_length=1)
-        fields = ("header", "formal_statement")
-        self._set = EnvProblems(problems, runtime, policy, verifier, self.observation_space, fields)
-        self.problems, self.verifier = self._set.problems, self._set.verifier
+        shown = ("header", "formal_statement")
+        super().__init__(text_dict(**OBSERVATION_LIMITS), shown, problems, runtime, policy, verifier, render_mode)
         self.backend = backend if backend is not None else default_backend(self.verifier)
-        self.problem: Problem | None = None
         self.state: TacticState | None = None  # the current state
         self.states: dict[str, TacticState] = {}  # every state of the episode, by id (the first path found)
         self.graph = nx.DiGraph()
@@ -156,16 +150,16 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
-        self.problem = self._set.pick((options or {}).get("problem"), self.np_random)
-        start = self.backend.start(proof_statement(self.problem), self.problem.header)
+        problem = self._next_problem(options)
+        start = self.backend.start(proof_statement(problem), problem.header)
         if start.state is None:
             kind = "Lean could not start the proof" if start.infra else "the statement does not elaborate"
-            raise RuntimeError(f"problem {self.problem.name!r}: {kind}: {start.error}")
+            raise RuntimeError(f"problem {problem.name!r}: {kind}: {start.error}")
         self.state, self.states, self.steps, self.last, self._over = start.state, {}, 0, None, False
-        self.graph = nx.DiGraph(problem=self.problem.name)
+        self.graph = nx.DiGraph(problem=problem.name)
         root = self._record(start.state)
         self.graph.nodes[root]["root"] = True
-        return self.observation(), {"problem": self.problem.name, "state_id": root}
+        return self.observation(), {"problem": problem.name, "state_id": root}
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self.state is None:
@@ -199,10 +193,6 @@ class LeanTacticEnv(gym.Env[dict[str, str], str]):
         if self.last is not None and self.last.failed:
             lines += ["", f"last tactic failed: {self.last.tactic!r}", self.last.error]
         return "\n".join(lines) + "\n"
-
-    def close(self) -> None:
-        """Let go of the shared verifier (and so of the runtime the default backend uses)."""
-        self._set.release()
 
     # -- search: states, backtracking, expansion, the graph --------------------------------
 

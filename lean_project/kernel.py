@@ -273,9 +273,13 @@ class Judge:
         machine_slots: bool = True,
     ):
         self.timeout = timeout
-        self.startup_timeout = startup_timeout
         self.pool = ReplPool(
-            command, workers=1, memory_mb=memory_mb, max_requests=max_requests, machine_slots=machine_slots
+            command,
+            workers=1,
+            startup_timeout=startup_timeout,
+            memory_mb=memory_mb,
+            max_requests=max_requests,
+            machine_slots=machine_slots,
         )
         self._warming: threading.Thread | None = None
 
@@ -291,12 +295,12 @@ class Judge:
         # every caller shares, no longer than it could hold the untrusted check.
         split = _split_reference(item.reference)
         try:
-            worker.header("", self.startup_timeout)  # the judge's own start-up, once per process
-            base = worker.header(split.header, self.startup_timeout) if split.header else None
+            worker.header("")  # the judge's own start-up, once per process
+            base = worker.header(split.header) if split.header else None
             if isinstance(base, ReplRefusal):
                 return KernelVerdict("error", reason="bad_reference", detail=base.message)
             generation = worker.generation
-            head = worker.header(split.body, limit, env=base.env if base is not None else None)
+            head = worker.header(split.body, env=base.env if base is not None else None, timeout=limit)
             if worker.generation != generation:  # restarted in between: `base.env` was the old process's
                 raise ReplFailure(InfraError("crash", "the judge restarted while it elaborated the reference"))
         except ReplFailure as failure:  # trusted text the proof never touches: the judge failed, not the proof
@@ -331,7 +335,7 @@ class Judge:
             self._warming.start()
 
     def prewarm(self) -> None:
-        self.pool.on_every_worker(lambda worker: worker.header("", self.startup_timeout))
+        self.pool.on_every_worker(lambda worker: worker.header(""))
 
     def close(self) -> None:
         self.pool.close()
@@ -384,8 +388,7 @@ class JudgeHold:
 
     def get(self) -> Judge:
         with self._lock:
-            if self._judge is None:
-                self._judge = hold_judge(self.command)
+            self._judge = self._judge or hold_judge(self.command)
             return self._judge
 
     def release(self) -> None:

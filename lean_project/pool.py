@@ -1,7 +1,7 @@
 """A pool of Lean REPL workers: N processes, jobs spread over them, failures contained.
 
 Each `ReplWorker` owns one REPL process and remembers the headers it elaborated (`import
-Mathlib` costs seconds; a proof checked on top of it, milliseconds). `ReplPool.map` runs a
+Mathlib` costs seconds, within `startup_timeout`; a proof checked on top of it, milliseconds). `ReplPool.map` runs a
 list of jobs on all workers at once, each worker taking the next job when it is free:
 
 * a worker whose REPL crashes, stops answering within the job's time limit, or passes its
@@ -70,9 +70,11 @@ class ReplWorker:
         max_requests: int,
         recycle_mb: float | None = None,
         spare: bool = False,
+        startup_timeout: float = 600.0,
     ):
         self.index = index
         self.launch = launch  # how its processes start
+        self.startup_timeout = startup_timeout  # seconds a header may take (`import Mathlib`: several)
         self.memory_mb = memory_mb  # killed past this, mid-request
         self.recycle_mb = recycle_mb if recycle_mb is not None else memory_mb  # restarted past this, between jobs
         self.max_requests = max_requests
@@ -115,13 +117,15 @@ class ReplWorker:
         """Requests the current process answered (0: fresh, or not started)."""
         return self._process.requests if self._process is not None else 0
 
-    def header(self, text: str, timeout: float, env: int | None = None) -> CommandResponse | ReplRefusal:
+    def header(
+        self, text: str, *, env: int | None = None, timeout: float | None = None
+    ) -> CommandResponse | ReplRefusal:
         """The environment of `text` (imports and leading commands; on `env` if given, an environment
-        this process made), elaborated once per process."""
+        this process made), elaborated once per process, within `timeout` (default: the start-up's)."""
         known = self.headers.get((env, text))
         if known is not None and self._process is not None and self._process.alive():
             return known
-        answer = self.command(text, env=env, timeout=timeout)
+        answer = self.command(text, env=env, timeout=self.startup_timeout if timeout is None else timeout)
         self.header_elaborations += 1
         if isinstance(answer, CommandResponse):
             self.headers[(env, text)] = answer
@@ -214,6 +218,7 @@ class ReplPool:
         command: ReplCommand,
         *,
         workers: int = 1,
+        startup_timeout: float = 600.0,
         memory_mb: float | None = 8192,
         recycle_mb: float | None = None,
         spares: bool = False,
@@ -224,7 +229,8 @@ class ReplPool:
         self.command = command
         self.retries = retries
         self.workers = [
-            ReplWorker(i, command, memory_mb, max_requests, recycle_mb, spares) for i in range(max(1, workers))
+            ReplWorker(i, command, memory_mb, max_requests, recycle_mb, spares, startup_timeout)
+            for i in range(max(1, workers))
         ]
         self._slots = run_slots() if machine_slots else None
         self._breaker = _Breaker(limit=3 * len(self.workers))

@@ -53,7 +53,6 @@ class ReplRuntime(StreamingRuntime):
         name: str = "native",
         version: str,
         timeout: float = 60.0,
-        startup_timeout: float = 600.0,
         importable: Callable[[str], bool] | None = None,
         import_hint: Callable[[str], str] | None = None,
         preload_header: str | None = None,
@@ -64,8 +63,7 @@ class ReplRuntime(StreamingRuntime):
         self._keeps_proof_states = keeps_proof_states  # the Lean REPL does; the session program does not
         self.name = name
         self._version = version
-        self.timeout = timeout  # seconds per source (a body's command)
-        self.startup_timeout = startup_timeout  # seconds to elaborate a header (`import Mathlib`: several)
+        self.timeout = timeout  # seconds per source (a body's command); a header's: the pool's start-up limit
         self._importable = importable
         self._import_hint = import_hint or super().import_hint
         self.preload_header = preload_header
@@ -125,7 +123,7 @@ class ReplRuntime(StreamingRuntime):
         header = split.header or self.startup_probe
         if header is not None:
             try:
-                head = worker.header(header, self.startup_timeout)
+                head = worker.header(header)
             except ReplFailure as failure:  # trusted text: Lean itself did not come up
                 raise ReplFailure(InfraError("startup", f"Lean did not start: {failure.error.detail}")) from failure
             if isinstance(head, ReplRefusal):
@@ -145,7 +143,7 @@ class ReplRuntime(StreamingRuntime):
         header = self.preload_header
 
         def warm(worker: ReplWorker) -> Any:
-            return worker.header(header, self.startup_timeout) if header else worker.pid
+            return worker.header(header) if header else worker.pid
 
         threading.Thread(target=self._pool.on_every_worker, args=(warm,), daemon=True).start()
 
@@ -222,12 +220,11 @@ def repl_runtime(
     of `ReplRuntime` (`name`, `version`, ...)."""
     pooled = asdict(limits)  # the pool's keywords, less the runtime's own
     pooled["spares"] = bool(pooled["spares"])
-    workers, timeout, startup_timeout = (pooled.pop(k) for k in ("workers", "timeout", "startup_timeout"))
+    workers, timeout = pooled.pop("workers"), pooled.pop("timeout")
     pool = ReplPool(command, workers=workers or default_workers(size_mb or limits.memory_mb), **pooled)
     return ReplRuntime(
         pool,
         timeout=timeout,
-        startup_timeout=startup_timeout,
         importable=importer.can_import,
         import_hint=importer.import_hint,
         **runtime,

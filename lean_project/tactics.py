@@ -326,12 +326,10 @@ class ReplTactics(TacticBackend):
         pool: ReplPool,
         *,
         timeout: float = 60.0,
-        startup_timeout: float = 600.0,
         max_heartbeats: int | None = None,
     ):
         self.pool = pool
         self.timeout = timeout
-        self.startup_timeout = startup_timeout
         self.max_heartbeats = max_heartbeats
         self._next_worker = itertools.count()
         self._handles: weakref.WeakKeyDictionary[TacticState, _Handle] = weakref.WeakKeyDictionary()
@@ -371,7 +369,7 @@ class ReplTactics(TacticBackend):
     def _start_on(self, worker: ReplWorker, root: TacticState) -> _Reached:
         env = None
         if root.header:
-            head = worker.header(root.header, self.startup_timeout)
+            head = worker.header(root.header)
             if isinstance(head, ReplRefusal):
                 return TacticResult(None, f"the header did not elaborate: {head.message}"), None
             env = head.env

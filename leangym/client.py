@@ -59,13 +59,21 @@ class ServerError(RuntimeError):
 
 
 class _Address:
-    """Where a server is and how to ask it: its URL, the key (`LEANGYM_API_KEY` by default), how long to retry."""
+    """Where a server is and how to ask it: its URL, the key (`LEANGYM_API_KEY` by default), how long to
+    wait for an answer (`timeout`) and to retry a busy or unreachable server (`retry_for`)."""
 
-    def __init__(self, url: str, api_key: str | None, retry_for: float) -> None:
+    def __init__(
+        self, url: str, *, api_key: str | None = None, timeout: float = TIMEOUT, retry_for: float = RETRY_FOR
+    ) -> None:
         self.url = url.rstrip("/")
         self.retry_for = retry_for
         key = api_key if api_key is not None else os.environ.get("LEANGYM_API_KEY")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = self._connect(timeout)
+
+    def _connect(self, timeout: float) -> Any:
+        """The HTTP client (httpx's sync or async one) that sends the requests."""
+        raise NotImplementedError
 
 
 def _policy_json(policy: Policy | None) -> dict[str, Any] | None:
@@ -115,11 +123,8 @@ def _retryable(response: httpx.Response) -> bool:
 class Client(_Address):
     """A synchronous client (thread-safe: httpx's connection pool)."""
 
-    def __init__(
-        self, url: str, *, api_key: str | None = None, timeout: float = TIMEOUT, retry_for: float = RETRY_FOR
-    ) -> None:
-        super().__init__(url, api_key, retry_for)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
+    def _connect(self, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
 
     def health(self) -> dict[str, Any]:
         """The server's runtime, Lean version, processes, queue (`GET /health`)."""
@@ -203,11 +208,8 @@ class Client(_Address):
 class AsyncClient(_Address):
     """`Client`'s verdicts and checks for asyncio code (`await client.verify(rows)`)."""
 
-    def __init__(
-        self, url: str, *, api_key: str | None = None, timeout: float = TIMEOUT, retry_for: float = RETRY_FOR
-    ) -> None:
-        super().__init__(url, api_key, retry_for)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=self.headers)
+    def _connect(self, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=self.headers)
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")
