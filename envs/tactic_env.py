@@ -31,7 +31,6 @@ from leangym.envs.spaces import LeanText, text_dict
 from leangym.lean_project.runtime import LeanRuntime
 from leangym.lean_project.tactics import (
     ElaborationTactics,
-    ReplTactics,
     TacticBackend,
     TacticResult,
     TacticState,
@@ -331,16 +330,16 @@ _backends_lock = threading.Lock()
 
 
 def default_backend(verifier: BaseVerifier) -> TacticBackend:
-    """The REPL's proof states when the verifier's runtime keeps them (`LeanRuntime.proof_states`:
-    a native REPL pool), else re-elaboration.
+    """The REPL's proof states when the verifier's runtime keeps them (`LeanRuntime.proof_state_tactics`:
+    the native Lean REPL), else re-elaboration.
 
     Tactics run under the verifier's limits (its policy's timeout and heartbeats). There is one
     `ElaborationTactics` per (runtime, limits), shared by every env, so its cache serves them all.
     """
     runtime, policy = verifier.runtime, verifier.policy
-    pool = runtime.proof_states()
-    if pool is not None:
-        return ReplTactics(pool, timeout=policy.timeout, max_heartbeats=policy.max_heartbeats)
+    on_states = runtime.proof_state_tactics(timeout=policy.timeout, max_heartbeats=policy.max_heartbeats)
+    if on_states is not None:
+        return on_states
     limits = (policy.timeout, policy.max_heartbeats)
     with _backends_lock:
         per_runtime = _backends.setdefault(runtime, {})

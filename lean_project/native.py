@@ -17,16 +17,26 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
-from leangym.lean_project.pool import ReplCommand, ReplPool
+from leangym.lean_project.pool import ReplCommand
 from leangym.lean_project.process import run_to_end
 from leangym.lean_project.repl import SCRATCH
-from leangym.lean_project.repl_runtime import Limits, ReplRuntime, find_repl, native_repl_runtime, repl_runtime
+from leangym.lean_project.repl_runtime import (
+    REPL_BUILD_HINT,
+    Limits,
+    ReplRuntime,
+    find_repl,
+    native_repl_runtime,
+    repl_runtime,
+)
 from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.sandbox import require_sandbox
 from leangym.lean_project.types import LeanRuntimeError, RuntimeHealth, SourceResult
+
+if TYPE_CHECKING:
+    from leangym.lean_project.tactics import TacticBackend
 
 PROJECT_DIR = Path(__file__).parent  # the bundled Lake project (lakefile.toml, lean-toolchain)
 SESSION_PROGRAM = PROJECT_DIR / "session" / "Session.lean"  # leangym's batch/session program
@@ -84,6 +94,14 @@ class NativeLauncher:
     def judge_command(self) -> ReplCommand:
         """How to start the judge: the session program, confined like every native Lean."""
         return self.session_command()
+
+    def repl_command(self) -> ReplCommand:
+        """How to start the Lean REPL of this Lake project, confined (a `LeanRuntimeError` when it is not built)."""
+        repl = find_repl(self.project)
+        if repl is None:
+            raise LeanRuntimeError(f"the Lean REPL is not built: {REPL_BUILD_HINT}")
+        argv = self.confined([str(repl)], reads=(repl.parent,))
+        return ReplCommand(tuple(argv), env=self.environment(), cwd=self.project)
 
     def can_import(self, module: str) -> bool:
         rel = Path(*module.split(".")).with_suffix(".olean")
@@ -193,14 +211,15 @@ class NativeRuntime(StreamingRuntime):
     def import_hint(self, module: str) -> str:
         return self.launcher.import_hint(module)
 
-    def proof_states(self) -> ReplPool | None:
-        """The Lean REPL's pool when it is built in the Lake project (made on first use), else None."""
+    def proof_state_tactics(self, *, timeout: float, max_heartbeats: int | None) -> TacticBackend | None:
+        """Tactics on the Lean REPL's proof states when the REPL is built in the Lake project (its
+        processes made on first use), else None."""
         if find_repl(self.launcher.project) is None:
             return None
         with self._repl_lock:
             if self._repl is None:
                 self._repl = native_repl_runtime(self.launcher.project, **asdict(self._limits))
-            return self._repl.proof_states()
+            return self._repl.proof_state_tactics(timeout=timeout, max_heartbeats=max_heartbeats)
 
     def health(self) -> RuntimeHealth:
         return self.sessions.health()

@@ -21,14 +21,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.process import default_workers
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
 from leangym.lean_project.runtime import OnResult, StreamingRuntime
 from leangym.lean_project.source import Split, split_header
-from leangym.lean_project.types import InfraError, InfraKind, LeanRuntimeError, Message, RuntimeHealth, SourceResult
+from leangym.lean_project.types import InfraError, InfraKind, Message, RuntimeHealth, SourceResult
+
+if TYPE_CHECKING:
+    from leangym.lean_project.tactics import TacticBackend
 
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
 
@@ -82,8 +85,12 @@ class ReplRuntime(StreamingRuntime):
     def import_hint(self, module: str) -> str:
         return self._import_hint(module)
 
-    def proof_states(self) -> ReplPool | None:
-        return self._pool if self._keeps_proof_states else None
+    def proof_state_tactics(self, *, timeout: float, max_heartbeats: int | None) -> TacticBackend | None:
+        if not self._keeps_proof_states:
+            return None
+        from leangym.lean_project.tactics import ReplTactics  # tactics.py imports the runtime API
+
+        return ReplTactics(self._pool, timeout=timeout, max_heartbeats=max_heartbeats)
 
     def check_each(
         self, sources: Sequence[str], on_result: OnResult, *, timeout: float | None = None, export: bool = False
@@ -235,7 +242,7 @@ def native_repl_runtime(
     project: Path | None = None, *, preload_header: str | None = None, **limits: Any
 ) -> ReplRuntime:
     """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT):
-    the proof states of tactic mode (`NativeRuntime.proof_states`). Its Lean cannot export what a
+    the proof states of tactic mode (`NativeRuntime.proof_state_tactics`). Its Lean cannot export what a
     source declared, so a verifier on it alone falls back to the native audit (`rewards/audit.py`).
     `limits`: the fields of `Limits`.
     """
@@ -243,13 +250,8 @@ def native_repl_runtime(
 
     checked = Limits(**limits)  # a mistyped keyword fails before the search for Lean
     launcher = native.find_native(project)
-    repl = find_repl(launcher.project)
-    if repl is None:
-        raise LeanRuntimeError(f"the Lean REPL is not built: {REPL_BUILD_HINT}")
-    argv = launcher.confined([str(repl)], reads=(repl.parent,))
-    command = ReplCommand(tuple(argv), env=launcher.environment(), cwd=launcher.project)
     return repl_runtime(
-        command,
+        launcher.repl_command(),
         launcher,
         checked,
         name="native",

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from leangym.lean_project.kernel import Judged, JudgeLine, KernelCheck, KernelVerdict, Reference
-from leangym.lean_project.pool import ReplPool
 from leangym.lean_project.types import RuntimeHealth, SourceResult
+
+if TYPE_CHECKING:
+    from leangym.lean_project.tactics import TacticBackend
 
 # Told of one source's result as soon as it is known: (the source's index in the batch, its result).
 OnResult = Callable[[int, SourceResult], None]
@@ -102,8 +105,9 @@ class LeanRuntime(ABC):
         """What to tell a user whose source imports `module`, which this runtime cannot load."""
         return f"`import {module}`: the {self.name} runtime cannot load it (see docs/native.md)"
 
-    def proof_states(self) -> ReplPool | None:
-        """The pool of Lean REPLs that keep proof states for tactic mode, or None: this runtime's
+    def proof_state_tactics(self, *, timeout: float, max_heartbeats: int | None) -> TacticBackend | None:
+        """Tactic mode on proof states this runtime's Lean keeps (`tactics.ReplTactics` over the native
+        Lean REPL), each tactic within `timeout` seconds and `max_heartbeats`; or None: this runtime's
         Lean (the embedded session program, one-shot runs, Ray actors) keeps none, and tactics are
         run by elaborating the statement with the tactics so far (`tactics.ElaborationTactics`)."""
         return None

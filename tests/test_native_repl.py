@@ -69,7 +69,8 @@ def test_same_verdicts_from_the_session_program(checked):
 
 
 def test_tactic_mode(repl_lean):
-    tactics = ReplTactics(repl_lean.proof_states(), timeout=60.0)
+    tactics = repl_lean.proof_state_tactics(timeout=60.0, max_heartbeats=None)
+    assert isinstance(tactics, ReplTactics)
     start = tactics.start("theorem t6 (a b : Nat) : a + b = b + a := by sorry", header="open Nat")
     assert start.state is not None and start.state.goals[0].endswith("⊢ a + b = b + a")
     assert tactics.apply(start.state, "exact foo_bar_unknown").failed

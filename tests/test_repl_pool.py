@@ -194,7 +194,8 @@ def test_tactic_mode_uses_proof_states_only_where_the_runtime_keeps_them(tmp_pat
     from leangym.rewards import Verifier
 
     with runtime(tmp_path) as session_like, runtime(tmp_path, keeps_proof_states=True) as repl:
-        assert session_like.proof_states() is None and repl.proof_states() is repl._pool
+        assert session_like.proof_state_tactics(timeout=5, max_heartbeats=None) is None
+        assert isinstance(repl.proof_state_tactics(timeout=5, max_heartbeats=None), ReplTactics)
         assert isinstance(default_backend(Verifier(session_like)), ElaborationTactics)
         assert isinstance(default_backend(Verifier(repl)), ReplTactics)
 
