@@ -252,8 +252,8 @@ class FileRuntime(LeanRuntime):
             allowed = limit if run.answers.ready else self.startup_timeout
             if now - run.last_progress > allowed:
                 failure = InfraError("timeout" if run.answers.ready else "startup", f"no answer for {allowed:.0f} s")
-            elif run.proc.rss_mb() > self.memory_mb:
-                failure = InfraError("out_of_memory", f"passed the {self.memory_mb} MiB cap")
+            elif (over := run.proc.past_memory(self.memory_mb)) is not None:
+                failure = InfraError("out_of_memory", over)
             else:
                 return None
         run.proc.kill()

@@ -166,6 +166,9 @@ def spare_slots() -> MachineSlots:
     return MachineSlots("spare", int(os.environ.get("LEANGYM_MAX_SPARES", 0)) or max(1, (os.cpu_count() or 1) // 2))
 
 
+MEMORY_POLL_S = 0.5  # how often a watcher scans a Lean process tree for its memory cap, at most
+
+
 class OwnedProcess:
     """A Lean process started by `popen_owned` (its own process group, dying with this Python
     process), its stderr in `workdir/stderr.txt`: what every Lean process of this project is.
@@ -184,6 +187,7 @@ class OwnedProcess:
         self.workdir = workdir
         self.stderr_path = workdir / "stderr.txt"
         self.started = time.monotonic()
+        self._memory_checked = 0.0  # when `past_memory` last scanned /proc
         with self.stderr_path.open("wb") as err:
             env = dict(env) if env is not None else None
             self._proc = popen_owned(list(argv), env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=err)
@@ -200,6 +204,16 @@ class OwnedProcess:
 
     def rss_mb(self) -> float:
         return tree_rss_mb(self.pid)
+
+    def past_memory(self, cap_mb: float | None) -> str | None:
+        """Why the process is over its memory cap (None: under it, no cap, or scanned less than
+        `MEMORY_POLL_S` ago: a scan of /proc is not free, and every watcher calls this in its loop)."""
+        now = time.monotonic()
+        if cap_mb is None or now - self._memory_checked < MEMORY_POLL_S:
+            return None
+        self._memory_checked = now
+        rss = self.rss_mb()
+        return f"{rss:.0f} MiB passed the {cap_mb:.0f} MiB memory cap" if rss > cap_mb else None
 
     def stderr_tail(self, n: int = 2000) -> str:
         return stderr_tail(self.stderr_path, n)
@@ -349,15 +363,10 @@ def run_to_end(
         proc.slots.append(slot)
     stopped: str | None = None
     try:
-        memory_checked = 0.0
         while proc.returncode() is None:
-            now = time.monotonic()
-            if now - proc.started > timeout:
+            if time.monotonic() - proc.started > timeout:
                 stopped = f"ran past {timeout:.0f} s"
-            elif now - memory_checked >= 1.0:  # a scan of /proc: once a second, not every poll
-                memory_checked = now
-                if proc.rss_mb() > memory_mb:
-                    stopped = f"passed the {memory_mb:.0f} MiB memory cap"
+            stopped = stopped or proc.past_memory(memory_mb)
             if stopped is not None:
                 break
             time.sleep(poll_s)

@@ -38,12 +38,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from leangym.lean_project.process import OwnedProcess, private_dir
+from leangym.lean_project.process import MEMORY_POLL_S, OwnedProcess, private_dir
 from leangym.lean_project.types import InfraError, Message, Position
 
 SCRATCH = "{scratch}"  # in a command line: the process's scratch folder (see `ReplProcess`)
 _SEVERITY = {"info": "information", "information": "information", "trace": "information", "warning": "warning"}
-_MEMORY_POLL_S = 0.5
 
 
 class ReplFailure(Exception):
@@ -195,7 +194,6 @@ class ReplProcess(OwnedProcess):
         self.memory_mb = memory_mb
         self.tag_requests = tag_requests
         self.requests = 0  # answered requests (the pool recycles a worker after many)
-        self._memory_checked = 0.0  # when the memory cap was last checked
         self.last_env = -1  # the newest environment id seen: a fresh one must be larger
         workdir = private_dir("leangym-repl-")
         self._owner = os.getpid()  # a forked child (an async vector env) must not end its parent's Lean
@@ -281,7 +279,7 @@ class ReplProcess(OwnedProcess):
         view = memoryview(data)
         while view:
             self._check_limits(deadline)
-            _, writable, _ = select.select([], [fd], [], _MEMORY_POLL_S)
+            _, writable, _ = select.select([], [fd], [], MEMORY_POLL_S)
             if not writable:
                 continue
             try:
@@ -298,7 +296,7 @@ class ReplProcess(OwnedProcess):
             if answer is not None:
                 return answer
             self._check_limits(deadline)
-            readable, _, _ = select.select([fd], [], [], min(_MEMORY_POLL_S, max(0.0, deadline - time.monotonic())))
+            readable, _, _ = select.select([fd], [], [], min(MEMORY_POLL_S, max(0.0, deadline - time.monotonic())))
             if not readable:
                 continue
             try:
@@ -334,12 +332,9 @@ class ReplProcess(OwnedProcess):
         if time.monotonic() > deadline:
             self.kill()
             raise ReplFailure(InfraError("timeout", "no answer within the time limit"))
-        now = time.monotonic()
-        if self.memory_mb is not None and now - self._memory_checked >= _MEMORY_POLL_S:
-            self._memory_checked = now  # twice a second at most: reads go on while Lean answers
-            if (rss := self.rss_mb()) > self.memory_mb:
-                self.kill()
-                raise ReplFailure(InfraError("out_of_memory", f"{rss:.0f} MiB passed the {self.memory_mb:.0f} MiB cap"))
+        if (over := self.past_memory(self.memory_mb)) is not None:
+            self.kill()
+            raise ReplFailure(InfraError("out_of_memory", over))
         if not self.alive():
             raise self._died()
 
