@@ -70,9 +70,8 @@ def make_runtime(args: argparse.Namespace, max_requests: int) -> ReplRuntime:
     return native_repl_runtime(workers=args.workers, timeout=args.timeout, max_requests=max_requests)
 
 
-def timed_check(lean: ReplRuntime, sources: Sequence[str], label: str) -> tuple[float, list[SourceResult]]:
+def timed_check(lean: ReplRuntime, sources: Sequence[str], label: str, chunk: int) -> tuple[float, list[SourceResult]]:
     """Check `sources` in chunks (for the progress bar), starting from cold processes; wall seconds."""
-    chunk = max(1, 4 * len(lean._pool.workers))
     results: list[SourceResult] = []
     started = time.perf_counter()
     with tqdm(total=len(sources), desc=label, unit="proof", file=sys.stderr) as bar:
@@ -110,8 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with reuse_lean, fresh_lean:
         print(f"{len(sources)} proofs, {args.workers} worker(s), runtime {reuse_lean.version}")
-        reuse_s, reuse = timed_check(reuse_lean, sources, "header reuse")
-        fresh_s, fresh = timed_check(fresh_lean, sources, "one process per proof")
+        chunk = 4 * args.workers  # four sources a worker per call
+        reuse_s, reuse = timed_check(reuse_lean, sources, "header reuse", chunk)
+        fresh_s, fresh = timed_check(fresh_lean, sources, "one process per proof", chunk)
     mismatches = sum(verdict(a) != verdict(b) for a, b in zip(reuse, fresh, strict=True))
     counts = {v: [verdict(r) for r in reuse].count(v) for v in ("accepted", "rejected", "timeout", "error")}
     print(f"verdicts (header reuse): {counts}; runs disagree on {mismatches}")

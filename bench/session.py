@@ -187,13 +187,13 @@ def memory(checks: int, workers: int) -> None:
     runtime = embedded.session_runtime(workers=workers, max_requests=10 * checks)
     step = max(1, checks // 4)
     runtime.check([SMALL])
-    pid = runtime._pool.workers[0].pid
+    pid = runtime.health().pids[0]
     print(f"  after {0:>5} checks: {tree_rss_mb(pid) / 1024:.2f} GB")
     for done in range(step, checks + 1, step):
         sources = [f"theorem m{i} (n : Nat) : n + {i} = {i} + n := by omega" for i in range(done - step, done)]
         wall = timed(lambda sources=sources: runtime.check(sources))
         print(f"  after {done:>5} checks: {tree_rss_mb(pid) / 1024:.2f} GB ({wall / step * 1000:.0f} ms a check)")
-    assert runtime._pool.workers[0].pid == pid, "the session was restarted"
+    assert runtime.health().pids[0] == pid, "the session was restarted"
     runtime.close()
 
 
@@ -201,7 +201,7 @@ def idle(seconds: float) -> None:
     print(f"\n5. an idle session over {seconds:.0f} s")
     runtime = embedded.session_runtime(workers=1)
     runtime.check([SMALL])
-    pid = runtime._pool.workers[0].pid
+    pid = runtime.health().pids[0]
     ticks = os.sysconf("SC_CLK_TCK")
 
     def cpu() -> float:  # user + system seconds of the Lean process group (fields 14, 15 of each stat)

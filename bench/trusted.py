@@ -81,7 +81,7 @@ def warm(n: int) -> None:
     after = timed(lambda: verdicts.extend(verifier.verify_batch(pairs[2 * n : 3 * n])))
     assert all(v.proved for v in verdicts), [v for v in verdicts if not v.proved][:1]
     judge_before = runtime.judge.pool.answered()
-    judge_mb = runtime.judge.pool.worker(0).process.rss_mb()  # resident after the run: the judge's own cost
+    judge_mb = runtime.judge.health().memory_mb  # resident after the run: the judge's own cost
     runtime.close()
     row("untrusted check alone", base)
     row("verify_batch, the judge after the check", after, None, base)

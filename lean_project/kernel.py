@@ -33,7 +33,7 @@ from typing import Any, Literal
 from leangym.lean_project.pool import ReplCommand, ReplPool, ReplWorker
 from leangym.lean_project.repl import ReplFailure, ReplRefusal
 from leangym.lean_project.source import split_header
-from leangym.lean_project.types import InfraError, SourceResult
+from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
 REFERENCE_NAMESPACE = "LGRef"
 # Axioms a proof may never rest on unless the policy names them. (On the embedded Lean every file is
@@ -336,6 +336,10 @@ class Judge:
 
     def prewarm(self) -> None:
         self.pool.on_every_worker(lambda worker: worker.header(""))
+
+    def health(self) -> RuntimeHealth:
+        """Its process (when it is up), its memory and its restarts."""
+        return self.pool.health("judge")
 
     def close(self) -> None:
         self.pool.close()

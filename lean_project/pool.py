@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from leangym.lean_project.process import Spares, run_slots
+from leangym.lean_project.process import Spares, run_slots, tree_rss_mb
 from leangym.lean_project.repl import CommandResponse, ProofStepResponse, ReplFailure, ReplProcess, ReplRefusal
-from leangym.lean_project.types import InfraError
+from leangym.lean_project.types import InfraError, RuntimeHealth
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -103,7 +103,13 @@ class ReplWorker:
     @property
     def running(self) -> bool:
         """Whether this worker's process is up (without starting one)."""
-        return self._process is not None and self._process.alive()
+        return self.running_pid is not None
+
+    @property
+    def running_pid(self) -> int | None:
+        """The id of this worker's process when it is up (None: none is, and none is started)."""
+        proc = self._process
+        return proc.pid if proc is not None and proc.alive() else None
 
     def _start(self) -> ReplProcess:
         c = self.launch
@@ -346,9 +352,10 @@ class ReplPool:
         for t in threads:
             t.join()
 
-    def running(self) -> int:
-        """Workers whose Lean process is up now."""
-        return sum(1 for w in self.workers if w.running)
+    def health(self, mode: str) -> RuntimeHealth:
+        """Its processes that are up now (none is started for this), their memory, its restarts."""
+        pids = tuple(pid for pid in (w.running_pid for w in self.workers) if pid is not None)
+        return RuntimeHealth(mode, len(pids), self.restarts, pids, sum(tree_rss_mb(pid) for pid in pids))
 
     def answered(self) -> int:
         """Requests the workers' current processes answered."""

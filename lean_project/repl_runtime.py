@@ -164,7 +164,7 @@ class ReplRuntime(StreamingRuntime):
 
     def health(self) -> RuntimeHealth:
         mode = "repl" if self._keeps_proof_states else "session"  # the Lean REPL, or leangym's session program
-        return RuntimeHealth(mode, self._pool.running(), self._pool.restarts)
+        return self._pool.health(mode)
 
     def close(self) -> None:
         self._pool.close()

@@ -136,6 +136,8 @@ class RuntimeHealth:
     mode: str  # e.g. "session", "oneshot", "repl"
     processes: int  # Lean processes running now
     restarts: int  # processes restarted after a failure since the runtime was made
+    pids: tuple[int, ...] = ()  # the running ones (where they run on this machine)
+    memory_mb: float = 0.0  # their private resident memory, all together (`process.tree_rss_mb`)
 
 
 class LeanRuntimeError(RuntimeError):

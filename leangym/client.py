@@ -291,7 +291,9 @@ class RemoteRuntime(LeanRuntime):
 
     def health(self) -> RuntimeHealth:
         h = self.client.health()
-        return RuntimeHealth(f"server:{h['mode']}", int(h["processes"]), int(h["restarts"]))
+        return RuntimeHealth(
+            f"server:{h['mode']}", int(h["processes"]), int(h["restarts"]), memory_mb=float(h.get("memory_mb", 0.0))
+        )
 
 
 class RemoteVerifier(BaseVerifier):

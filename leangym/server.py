@@ -161,6 +161,9 @@ class Metrics:
         self.restarts = Gauge(
             "leangym_lean_restarts", "Lean processes restarted after a failure", registry=self.registry
         )
+        self.memory = Gauge(
+            "leangym_lean_memory_mb", "private resident memory of the Lean processes (MiB)", registry=self.registry
+        )
         self.sessions = Gauge("leangym_tactic_sessions", "open tactic sessions", registry=self.registry)
 
 
@@ -187,6 +190,7 @@ class LeanService:
         self.metrics.sessions.set_function(lambda: len(self._sessions))
         self.metrics.processes.set_function(lambda: self.runtime.health().processes)
         self.metrics.restarts.set_function(lambda: self.runtime.health().restarts)
+        self.metrics.memory.set_function(lambda: self.runtime.health().memory_mb)
 
     def verifier(self, policy: dict[str, Any] | None) -> Verifier:
         """The verifier for a request's policy (one per policy, all on the server's runtime)."""
@@ -226,6 +230,7 @@ class LeanService:
             "mode": h.mode,
             "processes": h.processes,
             "restarts": h.restarts,
+            "memory_mb": round(h.memory_mb, 1),
             "queue_depth": self.pending,
             "oldest_request_s": round(time.monotonic() - min(self.running.values(), default=time.monotonic()), 1),
             "max_queue": self.config.max_queue,

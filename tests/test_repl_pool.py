@@ -118,6 +118,17 @@ def test_crash_once_then_the_retry_succeeds(tmp_path):
         assert_accepted(r)
 
 
+def test_health_names_the_running_processes_and_their_memory_without_starting_any(tmp_path):
+    lean = runtime(tmp_path, workers=2)
+    assert lean.health().processes == 0  # asking starts nothing
+    with lean:
+        lean.check(MINIF2F[:1])
+        health = lean.health()
+        assert health.processes == len(health.pids) >= 1 and health.memory_mb > 0
+        assert all(os.path.exists(f"/proc/{pid}") for pid in health.pids)
+    assert lean.health().processes == 0 and lean.health().memory_mb == 0
+
+
 def test_worker_killed_mid_request_is_restarted_and_the_request_retried(tmp_path):
     with runtime(tmp_path, "--slow-on", "Nat.properDivisors=1", workers=1) as lean:
         worker = lean._pool.workers[0]

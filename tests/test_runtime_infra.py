@@ -333,7 +333,9 @@ def test_run_to_end_past_its_time_limit_kills_the_whole_group() -> None:
 def test_run_to_end_past_its_memory_cap_is_killed() -> None:
     code = "import time; block = bytearray(400 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(600)"
     done = run_to_end([sys.executable, "-c", code], dict(os.environ), timeout=120, memory_mb=200)
-    assert done.returncode is None and done.stopped is not None and done.stopped.endswith("passed the 200 MiB memory cap")
+    assert (
+        done.returncode is None and done.stopped is not None and done.stopped.endswith("passed the 200 MiB memory cap")
+    )
 
 
 # -- a Lean that dies is restarted, and no verdict is lost ------------------------------------

@@ -59,7 +59,7 @@ def test_verify_over_http_equals_the_local_verifier(server: ServerProcess, lean:
         assert theirs == mine  # the same JSON as `leangym verify`, field for field
     outcomes = [line["verdict"] for line in remote]
     assert outcomes.count("proved") >= 40 and outcomes.count("rejected") >= 40  # both kinds, judged alike
-    assert health["runtime"] == "embedded" and health["ready"] and health["processes"] >= 1
+    assert health["runtime"] == "embedded" and health["ready"] and health["processes"] >= 1 and health["memory_mb"] > 0
 
 
 def test_the_url_works_wherever_a_runtime_name_does(server: ServerProcess, lean: LeanRuntime, tmp_path: Path) -> None:
