@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with reuse_lean, fresh_lean:
         print(f"{len(sources)} proofs, {args.workers} worker(s), runtime {reuse_lean.version}")
-        chunk = 4 * args.workers  # four sources a worker per call
+        chunk = max(1, 4 * args.workers)  # four sources a worker per call
         reuse_s, reuse = timed_check(reuse_lean, sources, "header reuse", chunk)
         fresh_s, fresh = timed_check(fresh_lean, sources, "one process per proof", chunk)
     mismatches = sum(verdict(a) != verdict(b) for a, b in zip(reuse, fresh, strict=True))

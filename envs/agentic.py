@@ -99,7 +99,7 @@ class ProofRevisionEnv(_Episode):
 
     def reset(self, **row: Any) -> str:
         self.problem = self._problem(row)
-        self._env = LeanProofEnv([self.problem], verifier=self.verifier)  # type: ignore[arg-type]
+        self._env = LeanProofEnv([self.problem], verifier=self.verifier)
         self.checks, self.submitted, self.final = 0, None, None
         return (
             f"\n\nYou may check a proof with Lean {self.max_checks} times (check_proof), then submit one"
@@ -175,7 +175,7 @@ class TacticAgentEnv(_Episode):
 
     def reset(self, **row: Any) -> str:
         self.problem = self._problem(row)
-        self._env = LeanTacticEnv([self.problem], verifier=self.verifier, max_steps=self.max_steps)  # type: ignore[arg-type]
+        self._env = LeanTacticEnv([self.problem], verifier=self.verifier, max_steps=self.max_steps)
         self.reward = 0.0
         observation, info = self._env.reset(options={"problem": self.problem.name})
         return (

@@ -137,7 +137,11 @@ class LeanTacticEnv(LeanEnv):
         self.action_space = LeanText(MAX_TACTIC_CHARS, min_length=1)
         shown = ("header", "formal_statement")
         super().__init__(text_dict(**OBSERVATION_LIMITS), shown, problems, runtime, policy, verifier, render_mode)
-        self.backend = backend if backend is not None else default_backend(self.verifier)
+        try:
+            self.backend = backend if backend is not None else default_backend(self.verifier)
+        except BaseException:
+            self.close()  # the shared verifier's hold, taken above, goes back
+            raise
         self.state: TacticState | None = None  # the current state
         self.states: dict[str, TacticState] = {}  # every state of the episode, by id (the first path found)
         self.graph = nx.DiGraph()

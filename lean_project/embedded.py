@@ -165,7 +165,9 @@ class EmbeddedRuntime(StreamingRuntime):
             self._session = None
 
     def health(self) -> RuntimeHealth:
-        return self._session.health() if self._session is not None else RuntimeHealth("oneshot", 0, 0)
+        """The sessions' (none in one-shot mode: its processes live for one batch), with the judge's counted in."""
+        sessions = self._session.health() if self._session is not None else RuntimeHealth("oneshot", 0, 0)
+        return sessions.including(self._judge.health())
 
     def prewarm(self) -> None:
         self.judge.start_soon()

@@ -395,6 +395,11 @@ class JudgeHold:
             self._judge = self._judge or hold_judge(self.command)
             return self._judge
 
+    def health(self) -> RuntimeHealth:
+        """The judge's, while it is held (none is started for this)."""
+        judge = self._judge
+        return judge.health() if judge is not None else RuntimeHealth("judge", 0, 0)
+
     def release(self) -> None:
         with self._lock:
             judge, self._judge = self._judge, None

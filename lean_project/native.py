@@ -222,7 +222,9 @@ class NativeRuntime(StreamingRuntime):
             return self._repl.proof_state_tactics(timeout=timeout, max_heartbeats=max_heartbeats)
 
     def health(self) -> RuntimeHealth:
-        return self.sessions.health()
+        """The sessions', with the judge's process and the REPL's (tactic mode) counted in."""
+        repl = self._repl
+        return self.sessions.health().including(self._judge.health(), *([repl.health()] if repl is not None else []))
 
     def prewarm(self) -> None:
         self._judge.get().start_soon()

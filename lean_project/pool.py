@@ -82,6 +82,7 @@ class ReplWorker:
         self.generation = 0  # +1 at every (re)start: proof state ids of older generations are gone
         self.headers: dict[tuple[int | None, str], CommandResponse] = {}  # (base env, text) -> the answer: its env id
         self.header_elaborations = 0  # headers this worker elaborated (how often header reuse missed)
+        self.restarts = 0  # processes replaced after a failure: a request failed on it, or it was found dead
         self._process: ReplProcess | None = None
         self.keep_spare = spare  # start the next process while this one works (slow start-ups)
         self._spares: Spares[ReplProcess] = Spares(ReplProcess.close)  # the next process, when it keeps one
@@ -95,21 +96,17 @@ class ReplWorker:
             self._spares.forget()
             self.headers.clear()
         if self._process is None or not self._process.alive():
+            if self._process is not None:  # it died between requests (killed, out of memory): a failure too
+                self.restarts += 1
             self.stop()
             self._process = self._spares.take() or self._start()
             self.generation += 1
         return self._process
 
-    @property
-    def running(self) -> bool:
-        """Whether this worker's process is up (without starting one)."""
-        return self.running_pid is not None
-
-    @property
-    def running_pid(self) -> int | None:
-        """The id of this worker's process when it is up (None: none is, and none is started)."""
+    def pids(self) -> tuple[int, ...]:
+        """The ids of its process when it is up and of its warm spare (none is started for this)."""
         proc = self._process
-        return proc.pid if proc is not None and proc.alive() else None
+        return ((proc.pid,) if proc is not None and proc.alive() else ()) + self._spares.pids()
 
     def _start(self) -> ReplProcess:
         c = self.launch
@@ -171,6 +168,11 @@ class ReplWorker:
         if self._process is not None:
             self._process.kill()
         self._spares.kill()
+
+    def failed(self) -> None:
+        """End the process a request failed on; the next use starts another (a restart)."""
+        self.stop()
+        self.restarts += 1
 
     def close(self) -> None:
         """End the process and the spare."""
@@ -240,7 +242,6 @@ class ReplPool:
         ]
         self._slots = run_slots() if machine_slots else None
         self._breaker = _Breaker(limit=3 * len(self.workers))
-        self.restarts = 0  # workers restarted after a failure (`health()`)
         self._closed = False
 
     def _check_open(self) -> None:
@@ -319,8 +320,7 @@ class ReplPool:
                     result = run(worker, item.job)
                 except ReplFailure as failure:
                     self._breaker.record(worker, failure.error)
-                    worker.stop()
-                    self.restarts += 1
+                    worker.failed()
                     return failure.error
                 self._breaker.record(worker, None)
                 worker.recycle_if_due()
@@ -352,9 +352,14 @@ class ReplPool:
         for t in threads:
             t.join()
 
+    @property
+    def restarts(self) -> int:
+        """Processes its workers replaced after a failure (`health()`)."""
+        return sum(w.restarts for w in self.workers)
+
     def health(self, mode: str) -> RuntimeHealth:
-        """Its processes that are up now (none is started for this), their memory, its restarts."""
-        pids = tuple(pid for pid in (w.running_pid for w in self.workers) if pid is not None)
+        """Its processes that are up now, spares included (none is started for this), their memory, its restarts."""
+        pids = tuple(pid for w in self.workers for pid in w.pids())
         return RuntimeHealth(mode, len(pids), self.restarts, pids, sum(tree_rss_mb(pid) for pid in pids))
 
     def answered(self) -> int:

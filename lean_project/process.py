@@ -313,6 +313,10 @@ class Spares(Generic[P]):
             os.close(slot)
             self._discard(proc)
 
+    def pids(self) -> tuple[int, ...]:
+        """The waiting processes' ids."""
+        return tuple(proc.pid for proc, _ in self._waiting)
+
     def forget(self) -> None:
         """In a forked child (an async vector env worker), the spares are the parent's: drop them, don't end them."""
         self._waiting = []

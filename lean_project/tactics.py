@@ -1,6 +1,6 @@
 """Tactic mode: a proof one tactic at a time, on any Lean runtime (`LeanTactic-v0` is built on it).
 
-    backend = ElaborationTactics(get_runtime("embedded"))   # or ReplTactics(pool) on a native REPL
+    backend = ElaborationTactics(get_runtime("embedded"))   # or runtime.proof_state_tactics(...) on a native REPL
     result = backend.start("theorem t (n : Nat) : 0 + n = n := by sorry", header="")
     result.state.goals                    # ('n : Nat\\n⊢ 0 + n = n',): one string per goal, as Lean prints it
     result = backend.apply(result.state, "induction n")

@@ -139,6 +139,17 @@ class RuntimeHealth:
     pids: tuple[int, ...] = ()  # the running ones (where they run on this machine)
     memory_mb: float = 0.0  # their private resident memory, all together (`process.tree_rss_mb`)
 
+    def including(self, *others: RuntimeHealth) -> RuntimeHealth:
+        """This health with other processes of the runtime counted in (its judge's, its REPL's); the mode stays."""
+        parts = (self, *others)
+        return RuntimeHealth(
+            self.mode,
+            sum(h.processes for h in parts),
+            sum(h.restarts for h in parts),
+            tuple(pid for h in parts for pid in h.pids),
+            sum(h.memory_mb for h in parts),
+        )
+
 
 class LeanRuntimeError(RuntimeError):
     """Raised when a runtime cannot be used at all (not installed, broken install)."""

@@ -43,14 +43,16 @@ class CommandError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; what keeps it from running (no Lean, no server, a bad file) is one line and exit 2."""
+    """Run a command; what keeps it from running (no Lean, no server or a server's refusal, a bad
+    file or setting) is one `error:` line and exit 2."""
+    from leangym.client import ServerError
     from leangym.lean_project.types import LeanRuntimeError
     from leangym.rewards.adapters import VerifierUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CommandError, LeanRuntimeError, VerifierUnavailable) as e:
+    except (CommandError, LeanRuntimeError, VerifierUnavailable, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -141,7 +141,7 @@ class NativeAudit:
         references = work / "references"
         done = self._lean(argv, (references,), reads=(references, olean, AUDIT_PROGRAM.parent))
         if done.stopped is not None:
-            return Verdict("error", ("audit_failed",), detail=f"the audit {done.stopped}")
+            return Verdict("error", ("audit_failed",), detail=f"the audit was stopped: {done.stopped}")
         return judge_audit(done.output, done.returncode, name, self.policy)
 
     def _reference(self, work: Path, problem: Problem, module: str) -> str | None:

@@ -317,7 +317,7 @@ class Verifier(BaseVerifier):
         return verdict
 
 
-def verify_with_retries(verifier: Verifier, pairs: Sequence[tuple[Problem, str]], retries: int) -> list[Verdict]:
+def verify_with_retries(verifier: BaseVerifier, pairs: Sequence[tuple[Problem, str]], retries: int) -> list[Verdict]:
     """`verify_batch`, then its `error` verdicts again, up to `retries` more rounds (a `RayVerifier` works too).
 
     An error is not a judgement of the proof (Lean crashed, a machine was lost), so it is

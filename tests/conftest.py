@@ -8,6 +8,8 @@ sends what it needs to Lean in as few batches as it can (module-scoped fixtures)
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -142,3 +144,13 @@ def train_two_trl_steps(tmp_path, model, tokenizer, dataset, **trainer_args):
         trainer = GRPOTrainer(model=model, processing_class=tokenizer, args=config, train_dataset=dataset, **others)
         trainer.train()
     return trainer
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float, every: float = 0.2) -> bool:
+    """Whether `predicate()` came true within `seconds` (asked every `every` seconds)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import repl_replay
+from conftest import wait_until
 
 from leangym.lean_project.pool import ReplCommand, ReplPool
 from leangym.lean_project.repl_runtime import ReplRuntime
@@ -136,6 +137,16 @@ def test_worker_killed_mid_request_is_restarted_and_the_request_retried(tmp_path
         [result] = lean.check([MINIF2F[1]])
         assert_accepted(result)
         assert lean.health().restarts == 1 and worker.generation == 2
+
+
+def test_a_process_killed_between_requests_is_replaced_and_counted_as_a_restart(tmp_path):
+    with runtime(tmp_path, workers=1) as lean:
+        assert_accepted(lean.check([MINIF2F[0]])[0])
+        [pid] = lean.health().pids
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: pid not in lean.health().pids, 10)
+        assert_accepted(lean.check([MINIF2F[2]])[0])
+        assert lean.health().restarts == 1 and pid not in lean.health().pids
 
 
 def test_hung_worker_times_out_and_the_batch_goes_on(tmp_path):

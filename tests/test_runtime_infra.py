@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from leangym.lean_project import FileRuntime, LeanRuntimeError, embedded, get_runtime, native, toolchain
 from leangym.lean_project.process import private_dir, run_to_end, stderr_tail
@@ -259,15 +260,6 @@ def lean_children(parent: int, marker: str = "--run") -> list[int]:
 def start_child(script: str) -> subprocess.Popen:
     code = "from leangym.lean_project import get_runtime\n" + textwrap.dedent(script)
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-
-
-def wait_until(predicate, seconds: float, every: float = 0.2) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def test_a_timed_out_run_leaves_no_process() -> None:
