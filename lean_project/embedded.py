@@ -165,9 +165,10 @@ class EmbeddedRuntime(StreamingRuntime):
             self._session = None
 
     def health(self) -> RuntimeHealth:
-        """The sessions' (none in one-shot mode: its processes live for one batch), with the judge's counted in."""
-        sessions = self._session.health() if self._session is not None else RuntimeHealth("oneshot", 0, 0)
-        return sessions.including(self._judge.health())
+        """The sessions', or in one-shot mode the warm spares', with the judge's counted in."""
+        lean = self._session or self._oneshot
+        own = lean.health() if lean is not None else RuntimeHealth("oneshot", 0, 0)
+        return own.including(self._judge.health())
 
     def prewarm(self) -> None:
         self.judge.start_soon()

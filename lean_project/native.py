@@ -218,7 +218,7 @@ class NativeRuntime(StreamingRuntime):
             return None
         with self._repl_lock:
             if self._repl is None:
-                self._repl = native_repl_runtime(self.launcher.project, **asdict(self._limits))
+                self._repl = native_repl_runtime(launcher=self.launcher, **asdict(self._limits))
             return self._repl.proof_state_tactics(timeout=timeout, max_heartbeats=max_heartbeats)
 
     def health(self) -> RuntimeHealth:

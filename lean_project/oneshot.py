@@ -30,9 +30,9 @@ from typing import Protocol
 from leangym.lean_project.batch import Answers, Prepared, plan, prepare, requests
 from leangym.lean_project.kernel import JudgeHold, KernelCheck, KernelVerdict
 from leangym.lean_project.pool import ReplCommand
-from leangym.lean_project.process import LeanProcess, Spares, private_dir, run_slots
+from leangym.lean_project.process import LeanProcess, Spares, private_dir, run_slots, tree_rss_mb
 from leangym.lean_project.runtime import LeanRuntime
-from leangym.lean_project.types import InfraError, SourceResult
+from leangym.lean_project.types import InfraError, RuntimeHealth, SourceResult
 
 
 class Launcher(Protocol):
@@ -228,6 +228,11 @@ class FileRuntime(LeanRuntime):
         if text is not None:
             proc.fed_at = proc.started
         return proc
+
+    def health(self) -> RuntimeHealth:
+        """Its warm spares: a batch's own processes live for that batch only."""
+        pids = self._spares.pids()
+        return RuntimeHealth("oneshot", len(pids), 0, pids, sum(tree_rss_mb(pid) for pid in pids))
 
     def _top_up_spares(self) -> None:
         """Warm runs for the next call, as many as `warm` (and `workers`) allow."""

@@ -150,9 +150,8 @@ class ReplWorker:
         """Any request of the protocol (the judge's replay), answered raw (`ReplProcess.request`)."""
         return self.process.request(payload, timeout)
 
-    @property
-    def pid(self) -> int:
-        """The live process's id (started if there is none)."""
+    def start(self) -> int:
+        """Start the process now if none is up (its warm spare, when it keeps one); its id."""
         return self.process.pid
 
     def recycle_if_due(self) -> None:
@@ -160,7 +159,9 @@ class ReplWorker:
         proc = self._process
         if proc is None:
             return
-        if proc.requests >= self.max_requests or (self.recycle_mb is not None and proc.rss_mb() > self.recycle_mb):
+        if proc.requests >= self.max_requests or (
+            self.recycle_mb is not None and proc.recent_rss_mb() > self.recycle_mb
+        ):
             self.stop()
 
     def kill(self) -> None:

@@ -187,7 +187,7 @@ class OwnedProcess:
         self.workdir = workdir
         self.stderr_path = workdir / "stderr.txt"
         self.started = time.monotonic()
-        self._memory_checked = 0.0  # when `past_memory` last scanned /proc
+        self._rss: tuple[float, float] | None = None  # (when, MiB): the last scan of /proc (`recent_rss_mb`)
         with self.stderr_path.open("wb") as err:
             env = dict(env) if env is not None else None
             self._proc = popen_owned(list(argv), env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=err)
@@ -205,14 +205,19 @@ class OwnedProcess:
     def rss_mb(self) -> float:
         return tree_rss_mb(self.pid)
 
-    def past_memory(self, cap_mb: float | None) -> str | None:
-        """Why the process is over its memory cap (None: under it, no cap, or scanned less than
-        `MEMORY_POLL_S` ago: a scan of /proc is not free, and every watcher calls this in its loop)."""
+    def recent_rss_mb(self) -> float:
+        """`rss_mb`, scanned at most every `MEMORY_POLL_S`: a scan of /proc is not free, and every
+        watcher asks in its loop (a pool worker, after every request)."""
         now = time.monotonic()
-        if cap_mb is None or now - self._memory_checked < MEMORY_POLL_S:
+        if self._rss is None or now - self._rss[0] >= MEMORY_POLL_S:
+            self._rss = (now, self.rss_mb())
+        return self._rss[1]
+
+    def past_memory(self, cap_mb: float | None) -> str | None:
+        """Why the process is over its memory cap (None: under it, or no cap)."""
+        if cap_mb is None:
             return None
-        self._memory_checked = now
-        rss = self.rss_mb()
+        rss = self.recent_rss_mb()
         return f"{rss:.0f} MiB passed the {cap_mb:.0f} MiB memory cap" if rss > cap_mb else None
 
     def stderr_tail(self, n: int = 2000) -> str:
@@ -274,9 +279,7 @@ class Spares(Generic[P]):
     def __init__(self, discard: Callable[[P], None]):
         self._discard = discard  # how a process nobody took ends (closed, its folder removed)
         self._waiting: list[tuple[P, int]] = []  # a started process and its spare slot
-
-    def __len__(self) -> int:
-        return len(self._waiting)
+        self._slots: MachineSlots | None = None  # the machine's spare slots
 
     def take(self) -> P | None:
         """A started process, no longer a spare; None if none waits (spares that died waiting are discarded)."""
@@ -292,7 +295,8 @@ class Spares(Generic[P]):
         """Start spares until `want` wait, while the machine has a spare slot free. A start that fails
         with one of `failures` is left for the next real start to report."""
         while len(self._waiting) < want:
-            slot = spare_slots().acquire(block=False)
+            self._slots = self._slots or spare_slots()  # made once, on first use
+            slot = self._slots.acquire(block=False)
             if slot is None:
                 return  # enough spares on this machine already
             try:

@@ -31,6 +31,7 @@ from leangym.lean_project.source import Split, split_header
 from leangym.lean_project.types import InfraError, InfraKind, Message, RuntimeHealth, SourceResult
 
 if TYPE_CHECKING:
+    from leangym.lean_project.native import NativeLauncher
     from leangym.lean_project.tactics import TacticBackend
 
 REPL_BUILD_HINT = "`cd lean_project && lake build repl` (docs/native.md)"
@@ -150,7 +151,7 @@ class ReplRuntime(StreamingRuntime):
         header = self.preload_header
 
         def warm(worker: ReplWorker) -> Any:
-            return worker.header(header) if header else worker.pid
+            return worker.header(header) if header else worker.start()
 
         threading.Thread(target=self._pool.on_every_worker, args=(warm,), daemon=True).start()
 
@@ -239,17 +240,21 @@ def repl_runtime(
 
 
 def native_repl_runtime(
-    project: Path | None = None, *, preload_header: str | None = None, **limits: Any
+    project: Path | None = None,
+    *,
+    launcher: NativeLauncher | None = None,
+    preload_header: str | None = None,
+    **limits: Any,
 ) -> ReplRuntime:
-    """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT):
-    the proof states of tactic mode (`NativeRuntime.proof_state_tactics`). Its Lean cannot export what a
-    source declared, so a verifier on it alone falls back to the native audit (`rewards/audit.py`).
-    `limits`: the fields of `Limits`.
+    """A `ReplRuntime` over the native REPL of a Lake project (the bundled one, or $LEANGYM_LAKE_PROJECT;
+    or `launcher`'s, found already): the proof states of tactic mode (`NativeRuntime.proof_state_tactics`).
+    Its Lean cannot export what a source declared, so a verifier on it alone falls back to the native
+    audit (`rewards/audit.py`). `limits`: the fields of `Limits`.
     """
     from leangym.lean_project import native
 
     checked = Limits(**limits)  # a mistyped keyword fails before the search for Lean
-    launcher = native.find_native(project)
+    launcher = launcher or native.find_native(project)
     return repl_runtime(
         launcher.repl_command(),
         launcher,

@@ -388,7 +388,7 @@ class ReplTactics(TacticBackend):
         return self._reached(state, _Handle(worker.index, worker.generation, first.proof_state), answer.messages)
 
     def _apply_on(self, worker: ReplWorker, state: TacticState, handle: _Handle | None, tactic: str) -> TacticResult:
-        worker.pid  # noqa: B018 - start it now if it died, so the generation below is current
+        worker.start()  # now, if it died, so that the generation below is current
         if handle is None or handle.generation != worker.generation:
             rebuilt, handle = self._rebuild(worker, state)
             if handle is None:

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import leangym
 from leangym.envs.tactic_env import LeanTacticEnv
 from leangym.lean_project.runtime import LeanRuntime
+from leangym.lean_project.types import RuntimeHealth
 from leangym.rewards.adapters import make_problem
 from leangym.rewards.cli import verify_rows
 from leangym.rewards.policy import Policy
@@ -142,6 +144,26 @@ class _Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _LeanHealth:
+    """The Lean processes' series, from one `runtime.health()` a scrape (it scans /proc for their memory)."""
+
+    SERIES: tuple[tuple[str, str, Callable[[RuntimeHealth], float]], ...] = (
+        ("leangym_lean_processes", "Lean processes running", lambda h: h.processes),
+        ("leangym_lean_restarts", "Lean processes restarted after a failure", lambda h: h.restarts),
+        ("leangym_lean_memory_mb", "private resident memory of the Lean processes (MiB)", lambda h: h.memory_mb),
+    )
+
+    def __init__(self, health: Callable[[], RuntimeHealth]) -> None:
+        self.health = health
+
+    def describe(self) -> list[GaugeMetricFamily]:  # the names, without asking Lean (called at `register`)
+        return [GaugeMetricFamily(name, help) for name, help, _ in self.SERIES]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        h = self.health()
+        return [GaugeMetricFamily(name, help, value=read(h)) for name, help, read in self.SERIES]
+
+
 class Metrics:
     """The Prometheus series of one server (its own registry, so tests can run several)."""
 
@@ -157,13 +179,6 @@ class Metrics:
         )
         self.verdicts = Counter("leangym_verdicts", "verdicts given", ["outcome"], registry=self.registry)
         self.queue = Gauge("leangym_queue_depth", "requests waiting for or running in Lean", registry=self.registry)
-        self.processes = Gauge("leangym_lean_processes", "Lean processes running", registry=self.registry)
-        self.restarts = Gauge(
-            "leangym_lean_restarts", "Lean processes restarted after a failure", registry=self.registry
-        )
-        self.memory = Gauge(
-            "leangym_lean_memory_mb", "private resident memory of the Lean processes (MiB)", registry=self.registry
-        )
         self.sessions = Gauge("leangym_tactic_sessions", "open tactic sessions", registry=self.registry)
 
 
@@ -188,9 +203,7 @@ class LeanService:
         self._verifiers: dict[Policy, Verifier] = {}
         self.metrics.queue.set_function(lambda: self.pending)
         self.metrics.sessions.set_function(lambda: len(self._sessions))
-        self.metrics.processes.set_function(lambda: self.runtime.health().processes)
-        self.metrics.restarts.set_function(lambda: self.runtime.health().restarts)
-        self.metrics.memory.set_function(lambda: self.runtime.health().memory_mb)
+        self.metrics.registry.register(_LeanHealth(lambda: self.runtime.health()))
 
     def verifier(self, policy: dict[str, Any] | None) -> Verifier:
         """The verifier for a request's policy (one per policy, all on the server's runtime)."""
@@ -505,12 +518,13 @@ def make_app(config: ServeConfig, service: LeanService | None = None) -> FastAPI
     @app.get("/health")
     async def health() -> dict[str, Any]:
         """Runtime, Lean version, readiness, processes, queue depth."""
-        return service.health()
+        return await run_in_threadpool(service.health)  # it scans /proc for the processes' memory: off the loop
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         """Prometheus text format."""
-        return PlainTextResponse(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text = await run_in_threadpool(generate_latest, service.metrics.registry)  # it scans /proc: off the loop
+        return PlainTextResponse(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/verify")
     async def verify(request: VerifyRequest) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_health_names_the_running_processes_and_their_memory_without_starting_an
 def test_worker_killed_mid_request_is_restarted_and_the_request_retried(tmp_path):
     with runtime(tmp_path, "--slow-on", "Nat.properDivisors=1", workers=1) as lean:
         worker = lean._pool.workers[0]
-        threading.Timer(0.5, lambda: os.kill(worker.pid, signal.SIGKILL)).start()
+        threading.Timer(0.5, lambda: os.kill(worker.start(), signal.SIGKILL)).start()
         [result] = lean.check([MINIF2F[1]])
         assert_accepted(result)
         assert lean.health().restarts == 1 and worker.generation == 2
@@ -234,7 +234,7 @@ def test_prewarm_elaborates_the_header_on_every_worker(tmp_path):
 def test_close_stops_every_worker(tmp_path):
     lean = runtime(tmp_path)
     lean.check(MINIF2F)
-    pids = [w.pid for w in lean._pool.workers]
+    pids = [w.start() for w in lean._pool.workers]
     lean.close()
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -338,7 +338,7 @@ def test_a_workers_spare_takes_over_after_a_crash_and_ends_with_the_pool(tmp_pat
     crashed = worker.process
     crashed.kill()
     assert_accepted(lean.check([MINIF2F[1]])[0])
-    assert worker.pid == spare.pid and worker.generation == 2
+    assert worker.start() == spare.pid and worker.generation == 2
     [(next_spare, _)] = worker._spares._waiting  # started after the new process's header
     assert next_spare.pid not in (crashed.pid, spare.pid)
     lean.close()

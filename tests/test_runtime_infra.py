@@ -363,7 +363,7 @@ def test_killing_a_session_mid_batch_loses_no_verdict() -> None:
         verifier = Verifier(runtime)
         session = runtime.sessions
         assert session is not None
-        killer = _kill_when(lambda: [session._pool.workers[0].pid], lambda: session.answered() >= 4)
+        killer = _kill_when(lambda: [session._pool.workers[0].start()], lambda: session.answered() >= 4)
         verdicts = verifier.verify_batch([(p, "  omega") for p in GOOD] + [(BAD, "  decide")])
         killer.join()
         assert session.health().restarts == 1
